@@ -1,0 +1,1 @@
+"""Training configs: Python files with get_config(), run with train.py --config."""

@@ -1,0 +1,274 @@
+"""Vision Transformer (ViT / DeiT) as one Flax NNX module tree.
+
+Options are constructor arguments (through `ViTConfig`), not copies of the
+class: LayerScale, DropPath, a DeiT distillation token, CLS or mean pooling,
+bf16 compute. Numerics follow timm so weights can be exchanged with it:
+exact-erf GELU, LayerNorm eps 1e-6, a fused qkv projection.
+
+    model = ViT(ViTConfig.deit_tiny(num_classes=10), rngs=nnx.Rngs(0))
+    logits = model(images)                                  # [B, 10]
+    logits = model(images, train=True, rngs=nnx.Rngs(dropout=key))
+
+The model holds parameters only (no RNG state): dropout and DropPath take
+their randomness from the `rngs` given at call time, so the parameters are a
+plain pytree (`nnx.split(model)`) that a jitted train step can carry.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+_TRUNC_NORMAL = nnx.initializers.truncated_normal(stddev=0.02)
+
+
+@dataclasses.dataclass(frozen=True)
+class ViTConfig:
+  """Shape and options of a ViT. Presets below document the variants."""
+
+  image_size: int = 32
+  patch_size: int = 4
+  num_classes: int = 10
+  dim: int = 192
+  depth: int = 12
+  num_heads: int = 3
+  mlp_dim: int | None = None  # None: 4 * dim.
+  qkv_bias: bool = True
+  pool: str = 'cls'  # 'cls' (class token) or 'mean' (average of patch tokens).
+  distillation_token: bool = False  # DeiT: a second token with its own head.
+  layerscale_init: float | None = None  # e.g. 1e-4 enables LayerScale (γ).
+  dropout: float = 0.0  # After the embedding, in the MLP and after attention.
+  attention_dropout: float = 0.0
+  drop_path: float = 0.0  # Stochastic depth rate of the last block (linear).
+  dtype: str = 'float32'  # Compute dtype; parameters stay float32.
+
+  def __post_init__(self):
+    if self.image_size % self.patch_size:
+      raise ValueError(f'image_size {self.image_size} is not a multiple of patch_size {self.patch_size}.')
+    if self.dim % self.num_heads:
+      raise ValueError(f'dim {self.dim} is not divisible by num_heads {self.num_heads}.')
+    if self.pool not in ('cls', 'mean'):
+      raise ValueError(f"pool must be 'cls' or 'mean', got {self.pool!r}.")
+    if self.pool == 'mean' and self.distillation_token:
+      raise ValueError('a distillation token needs pool="cls".')
+
+  @property
+  def num_patches(self) -> int:
+    return (self.image_size // self.patch_size) ** 2
+
+  # Presets: patch 4 on 32x32 inputs (CIFAR), 64 patch tokens.
+  @classmethod
+  def deit_tiny(cls, **overrides) -> ViTConfig:
+    """DeiT-Ti (Touvron et al. 2021): dim 192, depth 12, 3 heads; write-up E."""
+    return cls(**{**dict(dim=192, depth=12, num_heads=3), **overrides})
+
+  @classmethod
+  def deit_small(cls, **overrides) -> ViTConfig:
+    """DeiT-S: dim 384, depth 12, 6 heads."""
+    return cls(**{**dict(dim=384, depth=12, num_heads=6), **overrides})
+
+  @classmethod
+  def deit_base(cls, **overrides) -> ViTConfig:
+    """DeiT-B: dim 768, depth 12, 12 heads."""
+    return cls(**{**dict(dim=768, depth=12, num_heads=12), **overrides})
+
+  @classmethod
+  def writeup_a(cls, **overrides) -> ViTConfig:
+    """Write-up A: dim 256, depth 10, 8 heads (reported ~85%)."""
+    return cls(**{**dict(dim=256, depth=10, num_heads=8), **overrides})
+
+  @classmethod
+  def writeup_c(cls, **overrides) -> ViTConfig:
+    """Write-up C: dim 256, depth 8, 8 heads, MLP ratio 4, dropout 0.1."""
+    return cls(**{**dict(dim=256, depth=8, num_heads=8, dropout=0.1), **overrides})
+
+  @classmethod
+  def writeup_d(cls, **overrides) -> ViTConfig:
+    """Write-up D: dim 256, 8 heads, MLP 512, dropout 0.1 (80.81%); depth 8."""
+    return cls(**{**dict(dim=256, depth=8, num_heads=8, mlp_dim=512, dropout=0.1), **overrides})
+
+  @classmethod
+  def preset(cls, name: str, **overrides) -> ViTConfig:
+    """Builds a preset by name ('deit_tiny', 'writeup_a', ...)."""
+    if name not in PRESETS:
+      raise ValueError(f'unknown model preset {name!r}; choose one of {", ".join(PRESETS)}.')
+    return getattr(cls, name)(**overrides)
+
+
+PRESETS = ('deit_tiny', 'deit_small', 'deit_base', 'writeup_a', 'writeup_c', 'writeup_d')
+
+
+def _linear(din: int, dout: int, cfg: ViTConfig, rngs: nnx.Rngs, use_bias: bool = True) -> nnx.Linear:
+  return nnx.Linear(din, dout, use_bias=use_bias, dtype=cfg.dtype, kernel_init=_TRUNC_NORMAL, rngs=rngs)
+
+
+def _layer_norm(cfg: ViTConfig, rngs: nnx.Rngs) -> nnx.LayerNorm:
+  return nnx.LayerNorm(cfg.dim, epsilon=1e-6, dtype=cfg.dtype, rngs=rngs)
+
+
+class DropPath(nnx.Module):
+  """Stochastic depth: drops the whole residual branch per example."""
+
+  def __init__(self, rate: float):
+    self.rate = rate
+
+  def __call__(self, x, *, train: bool, rngs: nnx.Rngs | None):  # x: [B, ...]
+    if not train or self.rate == 0.0:
+      return x
+    keep = 1.0 - self.rate
+    mask = jax.random.bernoulli(rngs.dropout(), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
+    return jnp.where(mask, x / keep, 0).astype(x.dtype)
+
+
+class LayerScale(nnx.Module):
+  """Learnable per-channel γ on a residual branch (CaiT)."""
+
+  def __init__(self, dim: int, init: float):
+    self.gamma = nnx.Param(jnp.full((dim,), init, jnp.float32))
+
+  def __call__(self, x):
+    return x * self.gamma[...].astype(x.dtype)
+
+
+def _dropout(x, rate: float, *, train: bool, rngs: nnx.Rngs | None):
+  if not train or rate == 0.0:
+    return x
+  keep = 1.0 - rate
+  mask = jax.random.bernoulli(rngs.dropout(), keep, x.shape)
+  return jnp.where(mask, x / keep, 0).astype(x.dtype)
+
+
+class Attention(nnx.Module):
+  """Multi-head self-attention with a fused qkv projection (timm layout)."""
+
+  def __init__(self, cfg: ViTConfig, rngs: nnx.Rngs):
+    self.num_heads = cfg.num_heads
+    self.attention_dropout = cfg.attention_dropout
+    self.qkv = _linear(cfg.dim, 3 * cfg.dim, cfg, rngs, use_bias=cfg.qkv_bias)
+    self.proj = _linear(cfg.dim, cfg.dim, cfg, rngs)
+
+  def __call__(self, x, *, train: bool, rngs, return_weights: bool = False):
+    b, n, d = x.shape  # [B, N, D]
+    qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads)
+    q, k, v = qkv[:, :, 0], qkv[:, :, 1], qkv[:, :, 2]  # each [B, N, H, Dh]
+    weights = None
+    if return_weights or (train and self.attention_dropout > 0):
+      logits = jnp.einsum('bqhd,bkhd->bhqk', q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
+      weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(x.dtype)  # [B, H, N, N]
+      dropped = _dropout(weights, self.attention_dropout, train=train, rngs=rngs)
+      out = jnp.einsum('bhqk,bkhd->bqhd', dropped, v)
+    else:
+      out = jax.nn.dot_product_attention(q, k, v)  # [B, N, H, Dh]; fused kernel where available.
+    return self.proj(out.reshape(b, n, d)), weights
+
+
+class Mlp(nnx.Module):
+  def __init__(self, cfg: ViTConfig, rngs: nnx.Rngs):
+    hidden = cfg.mlp_dim or 4 * cfg.dim
+    self.dropout = cfg.dropout
+    self.fc1 = _linear(cfg.dim, hidden, cfg, rngs)
+    self.fc2 = _linear(hidden, cfg.dim, cfg, rngs)
+
+  def __call__(self, x, *, train: bool, rngs):
+    x = jax.nn.gelu(self.fc1(x), approximate=False)
+    x = _dropout(x, self.dropout, train=train, rngs=rngs)
+    return _dropout(self.fc2(x), self.dropout, train=train, rngs=rngs)
+
+
+class Block(nnx.Module):
+  """Pre-norm transformer block: x + γ·attn(norm(x)), x + γ·mlp(norm(x))."""
+
+  def __init__(self, cfg: ViTConfig, drop_path: float, rngs: nnx.Rngs):
+    self.dropout = cfg.dropout
+    self.norm1 = _layer_norm(cfg, rngs)
+    self.attn = Attention(cfg, rngs)
+    self.norm2 = _layer_norm(cfg, rngs)
+    self.mlp = Mlp(cfg, rngs)
+    self.ls1 = LayerScale(cfg.dim, cfg.layerscale_init) if cfg.layerscale_init else None
+    self.ls2 = LayerScale(cfg.dim, cfg.layerscale_init) if cfg.layerscale_init else None
+    self.drop_path = DropPath(drop_path)
+
+  def __call__(self, x, *, train: bool, rngs, return_weights: bool = False):  # x: [B, N, D]
+    y, weights = self.attn(self.norm1(x), train=train, rngs=rngs, return_weights=return_weights)
+    y = _dropout(y, self.dropout, train=train, rngs=rngs)
+    x = x + self.drop_path(self.ls1(y) if self.ls1 else y, train=train, rngs=rngs)
+    y = self.mlp(self.norm2(x), train=train, rngs=rngs)
+    x = x + self.drop_path(self.ls2(y) if self.ls2 else y, train=train, rngs=rngs)
+    return x, weights
+
+
+class ViT(nnx.Module):
+  """Vision Transformer classifier; see `ViTConfig` for the options."""
+
+  def __init__(self, cfg: ViTConfig, *, rngs: nnx.Rngs):
+    self.cfg = cfg
+    self.patch_embed = nnx.Conv(
+        3, cfg.dim, (cfg.patch_size, cfg.patch_size), strides=cfg.patch_size, padding='VALID',
+        dtype=cfg.dtype, kernel_init=nnx.initializers.lecun_normal(), rngs=rngs)
+    self.num_prefix_tokens = 0 if cfg.pool == 'mean' else 1 + int(cfg.distillation_token)
+    tokens_init = nnx.initializers.normal(stddev=1e-6)
+    self.cls_token = nnx.Param(tokens_init(rngs.params(), (1, 1, cfg.dim))) if cfg.pool == 'cls' else None
+    self.dist_token = nnx.Param(tokens_init(rngs.params(), (1, 1, cfg.dim))) if cfg.distillation_token else None
+    self.pos_embed = nnx.Param(
+        _TRUNC_NORMAL(rngs.params(), (1, self.num_prefix_tokens + cfg.num_patches, cfg.dim)))
+    rates = [cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
+    self.blocks = nnx.List([Block(cfg, rate, rngs) for rate in rates])
+    self.norm = _layer_norm(cfg, rngs)
+    self.head = _linear(cfg.dim, cfg.num_classes, cfg, rngs)
+    self.head_dist = _linear(cfg.dim, cfg.num_classes, cfg, rngs) if cfg.distillation_token else None
+
+  def embed(self, images, *, train: bool = False, rngs=None):
+    """Images [B, H, W, 3] (normalised floats) -> tokens [B, P + N, D]."""
+    x = self.patch_embed(images.astype(self.cfg.dtype))  # [B, H/p, W/p, D]
+    b = x.shape[0]
+    x = x.reshape(b, -1, self.cfg.dim)  # [B, N, D]
+    prefix = [t[...] for t in (self.cls_token, self.dist_token) if t is not None]
+    if prefix:
+      x = jnp.concatenate([jnp.broadcast_to(t, (b, 1, self.cfg.dim)).astype(x.dtype) for t in prefix] + [x], 1)
+    x = x + self.pos_embed[...].astype(x.dtype)
+    return _dropout(x, self.cfg.dropout, train=train, rngs=rngs)
+
+  def __call__(self, images, *, train: bool = False, rngs: nnx.Rngs | None = None,
+               return_intermediates: bool = False) -> Any:
+    """Images [B, H, W, 3] -> logits [B, num_classes] (float32).
+
+    With a distillation token the class and distillation heads are averaged
+    (DeiT inference); `heads()` gives both for a distillation loss. With
+    `return_intermediates=True` returns (logits, dict) where the dict holds
+    the tokens after each block ([depth] of [B, N, D]) and the attention
+    weights of each block ([depth] of [B, H, N, N]).
+    """
+    if train and rngs is None and (self.cfg.dropout or self.cfg.drop_path or self.cfg.attention_dropout):
+      raise ValueError('train=True with dropout or drop_path needs rngs=nnx.Rngs(dropout=key).')
+    x, intermediates = self.features(images, train=train, rngs=rngs, return_weights=return_intermediates)
+    cls_logits, dist_logits = self._heads(x)
+    logits = cls_logits if dist_logits is None else (cls_logits + dist_logits) / 2
+    return (logits, intermediates) if return_intermediates else logits
+
+  def heads(self, images, *, train: bool = False, rngs=None):
+    """(class-head logits, distillation-head logits or None), each [B, K]."""
+    return self._heads(self.features(images, train=train, rngs=rngs)[0])
+
+  def features(self, images, *, train: bool = False, rngs=None, return_weights: bool = False):
+    """Images -> (tokens after the last block [B, P + N, D], not normed;
+    {'tokens': [depth] of [B, P + N, D], 'attention': [depth] of [B, H, N', N'] or None})."""
+    tokens, weights = [], []
+    x = self.embed(images, train=train, rngs=rngs)
+    for block in self.blocks:
+      x, w = block(x, train=train, rngs=rngs, return_weights=return_weights)
+      tokens.append(x)
+      weights.append(w)
+    return x, {'tokens': tokens, 'attention': weights}
+
+  def _heads(self, x):  # x: [B, P + N, D] -> (logits [B, K], distillation logits [B, K] or None)
+    if self.cfg.pool == 'mean':  # timm: pool the patch tokens, then norm (its fc_norm).
+      return self.head(self.norm(x.mean(axis=1))).astype(jnp.float32), None
+    x = self.norm(x)
+    cls_logits = self.head(x[:, 0]).astype(jnp.float32)
+    if self.head_dist is None:
+      return cls_logits, None
+    return cls_logits, self.head_dist(x[:, 1]).astype(jnp.float32)
