@@ -31,6 +31,9 @@ def atomic_write(path: str, data: bytes) -> None:
   try:
     with os.fdopen(fd, 'wb') as f:
       f.write(data)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode.
     os.replace(tmp, path)
   except BaseException:
     os.unlink(tmp)

@@ -122,11 +122,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # ------------------------------------------------------------------ loop
   progress = tqdm(total=total_steps, initial=start_step, disable=not (is_main and config.progress_bar),
                   unit='step', dynamic_ncols=True)
-  step, last_log, preds = start_step, None, None
+  step, last_log, preds, metrics = start_step, None, None, None
   try:
     while step < total_steps:
       with jax.transfer_guard('disallow'):
+        in_flight = metrics
         state, metrics = train_step(state, train_images, train_labels)
+        if in_flight is not None:  # Keep one step queued: progress shows finished steps.
+          jax.block_until_ready(in_flight)
       step += 1
       progress.update()
       epoch_end = step % steps_per_epoch == 0 or step == total_steps
