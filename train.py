@@ -5,8 +5,9 @@ r"""Trains a ViT on CIFAR-10 (or any image-folder / TFDS data set).
 
 Any config field can be overridden: --config.optim.lr=1e-3. Running the same
 command again in the same --workdir resumes from the latest checkpoint.
-Across hosts, start the same command on every host with --distributed
-(jax.distributed.initialize reads the cluster from the environment).
+Across hosts, start the same command on every host with --distributed (and,
+outside SLURM / MPI / Kubernetes / TPU pods, --coordinator_address=HOST:PORT
+--num_processes=N --process_id=I).
 """
 
 import signal
@@ -18,7 +19,11 @@ from ml_collections import config_flags
 config_flags.DEFINE_config_file('config', 'configs/deit_ti.py', 'Training config file (a get_config() module).',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and report (default: workdirs/<config name>).')
-flags.DEFINE_bool('distributed', False, 'Call jax.distributed.initialize() for a multi-host run.')
+flags.DEFINE_bool('distributed', False, 'Multi-host run: call jax.distributed.initialize() (on SLURM, MPI, '
+                  'Kubernetes and TPU pods it finds the cluster itself; elsewhere give the three flags below).')
+flags.DEFINE_string('coordinator_address', None, 'With --distributed: host:port of process 0.')
+flags.DEFINE_integer('num_processes', None, 'With --distributed: number of processes.')
+flags.DEFINE_integer('process_id', None, 'With --distributed: index of this process.')
 FLAGS = flags.FLAGS
 
 
@@ -35,7 +40,7 @@ def main(argv):
   from vit_jax.train import ConfigError, train_and_evaluate
 
   if FLAGS.distributed:
-    jax.distributed.initialize()
+    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
   config_name = config_flags.get_config_filename(FLAGS['config']).rsplit('/', 1)[-1].removesuffix('.py')
   workdir = FLAGS.workdir or f'workdirs/{config_name}'
   signal.signal(signal.SIGTERM, _raise_interrupt)  # Preemption: checkpoint, then stop.

@@ -28,6 +28,15 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SHAPE = dict(image_size=32, patch_size=4, dim=192, depth=12, num_heads=3, num_classes=10)
 
 
+def host_cpu() -> str:
+  try:
+    with open('/proc/cpuinfo') as f:
+      model = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
+  except (OSError, StopIteration):
+    model = platform.processor() or platform.machine()
+  return f'{model}, {os.cpu_count()} cores'
+
+
 def bench_jax(args) -> dict:
   import jax
   import jax.numpy as jnp
@@ -98,7 +107,7 @@ def bench_timm(args) -> dict:
     loss = step()
   sync()
   seconds = time.perf_counter() - start
-  name = torch.cuda.get_device_name() if device == 'cuda' else platform.processor() or 'cpu'
+  name = torch.cuda.get_device_name() if device == 'cuda' else 'cpu'
   return {'images_per_sec': args.steps * args.batch_size / seconds, 'device': name, 'torch': torch.__version__,
           'threads': torch.get_num_threads(), 'loss': float(loss)}
 
@@ -132,7 +141,7 @@ def main():
                             text=True).stdout.strip()
     record = {'command': 'python ' + ' '.join(sys.argv), 'commit': commit,
               'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-              'host_cpus': os.cpu_count(), 'model': 'DeiT-Ti/4 (32x32)', 'batch_size': args.batch_size,
+              'host': host_cpu(), 'model': 'DeiT-Ti/4 (32x32)', 'batch_size': args.batch_size,
               'dtype': args.dtype, 'torch_compile': args.compile, 'results': results, 'ratio': ratio}
     tmp = args.out + '.tmp'
     with open(tmp, 'w') as f:

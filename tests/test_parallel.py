@@ -1,8 +1,10 @@
-"""Data parallelism: 8 simulated CPU devices train exactly like 1 device on
-the same global batch (jit over a device mesh shards the batch)."""
+"""Data parallelism: 8 simulated CPU devices, and 2 processes of 2 devices
+joined by jax.distributed, train exactly like 1 device on the same global
+batch (jit over a device mesh shards the batch)."""
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -12,32 +14,55 @@ SCRIPT = """
 import json, sys
 sys.path.insert(0, 'tests')
 import jax
+workdir, process_id, num_processes, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+if num_processes > 1:
+  jax.config.update('jax_cpu_collectives_implementation', 'gloo')
+  jax.distributed.initialize(f'localhost:{port}', num_processes, process_id)
 from conftest import tiny_config
 from vit_jax import train
 config = tiny_config(total_epochs=1, batch_size=80, eval_batch_size=40, log_every_steps=1,
                      **{'model.dropout': 0.1, 'model.drop_path': 0.1, 'aug.randaugment_layers': 2,
                         'aug.mixup_alpha': 0.8, 'aug.cutmix_alpha': 1.0, 'aug.random_erasing': 0.25})
-report = train.train_and_evaluate(config, sys.argv[1])
+report = train.train_and_evaluate(config, workdir)
 print(json.dumps({'devices': jax.device_count(), 'report': report}))
 """
 
 
-def run(devices, workdir):
-  env = {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={devices}', 'JAX_PLATFORMS': 'cpu'}
-  out = subprocess.run([sys.executable, '-c', SCRIPT, str(workdir)], cwd=ROOT, env=env, capture_output=True,
-                       text=True, timeout=600)
-  assert out.returncode == 0, out.stderr[-3000:]
-  result = json.loads(out.stdout.strip().splitlines()[-1])
-  assert result['devices'] == devices
+def free_port():
+  with socket.socket() as s:
+    s.bind(('localhost', 0))
+    return s.getsockname()[1]
+
+
+def run(workdir, local_devices, num_processes=1):
+  env = {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={local_devices}',
+         'JAX_PLATFORMS': 'cpu'}
+  port = str(free_port())
+  procs = [subprocess.Popen([sys.executable, '-c', SCRIPT, str(workdir), str(i), str(num_processes), port],
+                            cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+           for i in range(num_processes)]
+  outputs = [p.communicate(timeout=600) for p in procs]
+  for p, (_, err) in zip(procs, outputs):
+    assert p.returncode == 0, err[-3000:]
+  result = json.loads(outputs[0][0].strip().splitlines()[-1])
+  assert result['devices'] == local_devices * num_processes
   records = [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
   return [r['loss'] for r in records if 'loss' in r], result['report']
 
 
-def test_eight_devices_give_the_same_losses_as_one(tmp_path):
-  losses_1, report_1 = run(1, tmp_path / 'one')
-  losses_8, report_8 = run(8, tmp_path / 'eight')
-  assert len(losses_1) == len(losses_8) == 12
-  for a, b in zip(losses_1, losses_8):
-    assert abs(a - b) < 1e-4 * max(1.0, abs(a)), (losses_1, losses_8)
-  assert report_8['devices'] == 8 and report_1['devices'] == 1
-  assert abs(report_1['test_accuracy'] - report_8['test_accuracy']) <= 1 / 300
+def assert_same_run(reference, other):
+  (losses_a, report_a), (losses_b, report_b) = reference, other
+  assert len(losses_a) == len(losses_b) == 12
+  for a, b in zip(losses_a, losses_b):
+    assert abs(a - b) < 1e-4 * max(1.0, abs(a)), (losses_a, losses_b)
+  assert abs(report_a['test_accuracy'] - report_b['test_accuracy']) <= 1 / 300
+
+
+def test_eight_devices_and_two_hosts_give_the_same_losses_as_one_device(tmp_path):
+  one = run(tmp_path / 'one', local_devices=1)
+  eight = run(tmp_path / 'eight', local_devices=8)
+  assert eight[1]['devices'] == 8 and one[1]['devices'] == 1
+  assert_same_run(one, eight)
+  two_hosts = run(tmp_path / 'two_hosts', local_devices=2, num_processes=2)
+  assert two_hosts[1]['devices'] == 4
+  assert_same_run(one, two_hosts)

@@ -56,15 +56,15 @@ def test_run_writes_metrics_checkpoints_report_and_pictures(trained):
   assert jax.tree.structure(best) == jax.tree.structure(params_like)
 
 
-def final_params(workdir):
+def final_state(workdir):
   ckpt = checkpoint.Checkpoints(str(workdir))
   state = ckpt.latest.restore(ckpt.latest.latest_step())
   ckpt.close()
-  return state['params'], state['step']
+  return state
 
 
 def test_interrupted_run_resumes_to_the_same_parameters(tmp_path):
-  config = tiny_config(total_epochs=3, log_every_steps=1)
+  config = tiny_config(total_epochs=3, log_every_steps=1, **{'optim.ema_decay': 0.9})
   train.train_and_evaluate(config, str(tmp_path / 'straight'))
 
   def interrupt(step):
@@ -72,13 +72,14 @@ def test_interrupted_run_resumes_to_the_same_parameters(tmp_path):
       raise KeyboardInterrupt
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(config, str(tmp_path / 'resumed'), on_step=interrupt)
-  assert final_params(tmp_path / 'resumed')[1] == 14
+  assert final_state(tmp_path / 'resumed')['step'] == 14
   train.train_and_evaluate(config, str(tmp_path / 'resumed'))
 
-  expected, step = final_params(tmp_path / 'straight')
-  got, got_step = final_params(tmp_path / 'resumed')
-  assert step == got_step == 30
-  jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), expected, got)
+  expected, got = final_state(tmp_path / 'straight'), final_state(tmp_path / 'resumed')
+  assert expected['step'] == got['step'] == 30
+  for name in ('params', 'ema_params', 'opt_state'):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6), expected[name], got[name])
+  assert not np.allclose(expected['params']['head']['kernel']['value'], expected['ema_params']['head']['kernel']['value'])
   steps = [json.loads(line)['step'] for line in (tmp_path / 'resumed' / 'metrics.jsonl').read_text().splitlines()
            if 'loss' in line]
   assert steps == list(range(1, 31))  # Logged once each, no repeats after the resume.
