@@ -85,6 +85,12 @@ def test_interrupted_run_resumes_to_the_same_parameters(tmp_path):
   assert steps == list(range(1, 31))  # Logged once each, no repeats after the resume.
 
 
+def test_resuming_with_another_model_is_a_clear_error(tmp_path):
+  train.train_and_evaluate(tiny_config(total_epochs=1), str(tmp_path))
+  with pytest.raises(train.ConfigError, match='does not match this config'):
+    train.train_and_evaluate(tiny_config(total_epochs=2, **{'model.dim': 32}), str(tmp_path))
+
+
 def test_diverging_run_stops_with_a_clear_error(tmp_path):
   config = tiny_config(total_epochs=1, log_every_steps=1, **{'optim.lr': 1e30, 'aug.randaugment_layers': 0})
   with pytest.raises(FloatingPointError, match='not finite'):

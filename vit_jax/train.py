@@ -99,7 +99,11 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # ---------------------------------------------------------- checkpoints
   checkpoints = Checkpoints(workdir)
   metrics_log = report.MetricsLog(workdir)
-  restored = checkpoints.restore_latest(state)
+  try:
+    restored = checkpoints.restore_latest(state)
+  except (ValueError, KeyError, TypeError) as e:
+    raise ConfigError(f'cannot resume from the checkpoint in {workdir}: it does not match this config '
+                      f'({str(e).splitlines()[0][:150]}); use another --workdir.') from None
   if restored is not None:
     state = restored
   start_step = int(jax.device_get(state.step))
