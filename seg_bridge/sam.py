@@ -1,0 +1,117 @@
+"""The SAM stage: regions (box + interior point) -> masks, numpy in and out.
+
+The image is encoded once (`set_image`); every region of every prompt then
+goes through SAM's prompt encoder and mask decoder as one batch. Of SAM's
+three candidate masks per region, the one kept maximises SAM's predicted IoU
+times its agreement (IoU) with the finder's region, so a small part or a
+whole-scene mask that the finder did not point at loses.
+
+    masker = SamMasker.from_checkpoint('sam_vit_b_01ec64.pth', 'vit_b')
+    masker.set_image(image)                      # uint8 [H, W, 3] RGB
+    masks, scores = masker.predict(boxes, points, region_masks)
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+SAM_CHECKPOINTS = {
+    'vit_b': 'https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth',
+    'vit_l': 'https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth',
+    'vit_h': 'https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth',
+}
+
+
+class ModelNotFoundError(FileNotFoundError):
+  """Weights are missing; the message says which and how to get them."""
+
+
+def pick_device(device: str | None = None) -> str:
+  """`device` if given, else CUDA, then Apple MPS, then CPU."""
+  import torch
+  if device:
+    return device
+  if torch.cuda.is_available():
+    return 'cuda'
+  if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
+    return 'mps'
+  return 'cpu'
+
+
+def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """IoU of boolean masks, broadcast over leading dims: [..., H, W] -> [...]."""
+  inter = np.logical_and(a, b).sum(axis=(-2, -1))
+  union = np.logical_or(a, b).sum(axis=(-2, -1))
+  return inter / np.maximum(union, 1)
+
+
+def select_masks(candidates: np.ndarray, predicted_iou: np.ndarray, region_masks: np.ndarray | None):
+  """candidates [K, C, H, W], predicted_iou [K, C], region_masks [K, H, W] or
+  None -> (masks [K, H, W], scores [K]): per region the candidate with the
+  best predicted IoU x agreement with the region."""
+  score = predicted_iou
+  if region_masks is not None:
+    score = predicted_iou * mask_iou(candidates, region_masks[:, None])
+  best = np.argmax(score, axis=1)
+  index = np.arange(len(best))
+  return candidates[index, best], predicted_iou[index, best]
+
+
+class SamMasker:
+  """segment-anything's SAM behind a numpy interface, batched over prompts."""
+
+  def __init__(self, sam, device: str | None = None):
+    from segment_anything import SamPredictor
+    self.device = pick_device(device)
+    self.predictor = SamPredictor(sam.to(self.device).eval())
+
+  @classmethod
+  def from_checkpoint(cls, path: str, model_type: str = 'vit_b', device: str | None = None) -> SamMasker:
+    """SAM from an official .pth file (loaded with weights_only, on the CPU first)."""
+    import torch
+    from segment_anything import sam_model_registry
+    if model_type not in SAM_CHECKPOINTS:
+      raise ValueError(f'unknown SAM model type {model_type!r}; choose one of {", ".join(SAM_CHECKPOINTS)}.')
+    if not os.path.isfile(path):
+      raise ModelNotFoundError(f'SAM checkpoint {path!r} not found; download {SAM_CHECKPOINTS[model_type]} '
+                               f'and pass its path.')
+    sam = sam_model_registry[model_type](checkpoint=None)
+    try:
+      state = torch.load(path, map_location='cpu', weights_only=True)
+      sam.load_state_dict(state)
+    except (RuntimeError, OSError, EOFError, KeyError) as e:
+      raise ModelNotFoundError(f'{path!r} is not a SAM {model_type} checkpoint ({str(e).splitlines()[0][:120]}).') from None
+    return cls(sam, device)
+
+  def set_image(self, image: np.ndarray) -> None:
+    """Encodes an RGB uint8 [H, W, 3] image once for all later predictions."""
+    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+      raise ValueError(f'image must be RGB uint8 [H, W, 3], got {image.dtype} {image.shape}.')
+    self.predictor.set_image(image)
+
+  def predict_candidates(self, boxes: np.ndarray, points: np.ndarray | None = None):
+    """boxes [K, 4] xyxy and interior points [K, 2] xy (pixels of the image)
+    -> (candidate masks bool [K, 3, H, W], predicted IoU [K, 3])."""
+    import torch
+    size = self.predictor.original_size
+    with torch.inference_mode():
+      box_t = self.predictor.transform.apply_boxes_torch(torch.as_tensor(boxes, dtype=torch.float32), size)
+      coords = labels = None
+      if points is not None:
+        coords = self.predictor.transform.apply_coords_torch(
+            torch.as_tensor(points, dtype=torch.float32)[:, None, :], size)
+        coords = coords.to(self.device)
+        labels = torch.ones(coords.shape[:2], dtype=torch.int, device=self.device)
+      masks, iou, _ = self.predictor.predict_torch(coords, labels, box_t.to(self.device), multimask_output=True)
+    return masks.cpu().numpy(), iou.float().cpu().numpy()
+
+  def predict(self, boxes: np.ndarray, points: np.ndarray | None = None,
+              region_masks: np.ndarray | None = None):
+    """-> (masks bool [K, H, W], SAM's predicted IoU of each [K])."""
+    if len(boxes) == 0:
+      h, w = self.predictor.original_size
+      return np.zeros((0, h, w), bool), np.zeros((0,), np.float32)
+    candidates, predicted_iou = self.predict_candidates(np.asarray(boxes), points)
+    return select_masks(candidates, predicted_iou, region_masks)

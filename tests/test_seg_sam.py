@@ -1,0 +1,94 @@
+"""seg_bridge's SAM stage against segment-anything's own SamPredictor, on a
+tiny randomly initialised SAM built here (no downloads)."""
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip('torch')
+segment_anything = pytest.importorskip('segment_anything')
+
+from segment_anything import SamPredictor  # noqa: E402
+from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,  # noqa: E402
+                                       TwoWayTransformer)
+
+from seg_bridge.sam import ModelNotFoundError, SamMasker, mask_iou, select_masks  # noqa: E402
+
+
+def tiny_sam(seed=0):
+  torch.manual_seed(seed)
+  dim = 32
+  encoder = ImageEncoderViT(img_size=1024, patch_size=16, embed_dim=dim, depth=1, num_heads=2, mlp_ratio=2.0,
+                            out_chans=dim, qkv_bias=True, use_rel_pos=False, window_size=0, global_attn_indexes=())
+  prompts = PromptEncoder(embed_dim=dim, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
+                          mask_in_chans=8)
+  decoder = MaskDecoder(num_multimask_outputs=3, transformer_dim=dim, iou_head_depth=2, iou_head_hidden_dim=32,
+                        transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=64, num_heads=2))
+  return Sam(encoder, prompts, decoder, pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+
+
+@pytest.fixture(scope='module')
+def image():
+  return np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+
+
+def test_batched_prompts_give_the_masks_of_samppredictor_one_by_one(image):
+  sam = tiny_sam()
+  masker = SamMasker(sam, device='cpu')
+  masker.set_image(image)
+  boxes = np.array([[10, 20, 80, 100], [90, 5, 150, 60], [0, 0, 160, 120]], np.float32)
+  points = np.array([[40, 60], [120, 30], [80, 60]], np.float32)
+  candidates, predicted_iou = masker.predict_candidates(boxes, points)
+  assert candidates.shape == (3, 3, 120, 160) and candidates.dtype == bool
+
+  reference = SamPredictor(sam)
+  reference.set_image(image)
+  for k in range(3):
+    masks, iou, _ = reference.predict(point_coords=points[k:k + 1], point_labels=np.array([1]), box=boxes[k],
+                                      multimask_output=True)
+    np.testing.assert_allclose(predicted_iou[k], iou, atol=1e-4)
+    assert (candidates[k] != masks).mean() < 1e-3  # Same masks up to pixels on the 0-logit boundary.
+
+
+def test_selection_prefers_masks_that_agree_with_the_finder():
+  candidates = np.zeros((1, 3, 10, 10), bool)
+  candidates[0, 0, :5] = True  # Top half.
+  candidates[0, 1] = True  # Everything.
+  candidates[0, 2, :5, :5] = True  # A quarter.
+  region = np.zeros((1, 10, 10), bool)
+  region[0, :5] = True
+  masks, scores = select_masks(candidates, np.array([[0.8, 0.9, 0.85]]), region)
+  np.testing.assert_array_equal(masks[0], candidates[0, 0])
+  assert scores[0] == pytest.approx(0.8)
+  masks, _ = select_masks(candidates, np.array([[0.8, 0.9, 0.85]]), None)  # Without a region: SAM's best.
+  np.testing.assert_array_equal(masks[0], candidates[0, 1])
+  assert mask_iou(candidates[0, 2], region[0]) == pytest.approx(0.5)
+
+
+def test_no_regions_give_no_masks_and_bad_images_are_rejected(image):
+  masker = SamMasker(tiny_sam(), device='cpu')
+  masker.set_image(image)
+  masks, scores = masker.predict(np.zeros((0, 4)))
+  assert masks.shape == (0, 120, 160) and scores.shape == (0,)
+  with pytest.raises(ValueError, match='RGB uint8'):
+    masker.set_image(image.astype(np.float32))
+
+
+def test_missing_or_wrong_checkpoint_is_one_sentence(tmp_path):
+  with pytest.raises(ModelNotFoundError, match='not found; download https://'):
+    SamMasker.from_checkpoint(str(tmp_path / 'sam_vit_b.pth'), 'vit_b')
+  wrong = tmp_path / 'tiny.pth'
+  torch.save(tiny_sam().state_dict(), wrong)
+  with pytest.raises(ModelNotFoundError, match='is not a SAM vit_b checkpoint'):
+    SamMasker.from_checkpoint(str(wrong), 'vit_b')
+
+
+@pytest.mark.slow  # Builds and runs a full-size ViT-B SAM on the CPU (about 20 s).
+def test_official_checkpoint_layout_loads_through_the_real_path(tmp_path, image):
+  from segment_anything import sam_model_registry
+  path = tmp_path / 'sam_vit_b_random.pth'
+  torch.save(sam_model_registry['vit_b'](checkpoint=None).state_dict(), path)  # Real ViT-B shapes, random weights.
+  masker = SamMasker.from_checkpoint(str(path), 'vit_b', device='cpu')
+  assert masker.device == 'cpu'
+  masker.set_image(image)
+  masks, scores = masker.predict(np.array([[10, 20, 80, 100]], np.float32), np.array([[40, 60]], np.float32))
+  assert masks.shape == (1, 120, 160) and np.isfinite(scores).all()
