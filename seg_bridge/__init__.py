@@ -1,3 +1,3 @@
-"""Text-prompted segmentation: a finder (CLIPSeg / Grounding DINO) turns words into
-regions, SAM turns regions into masks. Work in progress (issue 3): so far the
-heatmap -> prompt logic (`seg_bridge.prompts`)."""
+"""Text-prompted segmentation: a finder (CLIPSeg) turns words into regions, SAM
+turns regions into masks; see seg_bridge.pipeline.TextSegmenter. Work in
+progress (issue 3): Grounding DINO and segment.py are not written yet."""

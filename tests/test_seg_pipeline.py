@@ -1,0 +1,75 @@
+"""seg_bridge.TextSegmenter: finder -> regions -> one SAM batch, numpy in and out."""
+
+import numpy as np
+import pytest
+
+pytest.importorskip('segment_anything')
+
+from seg_bridge.pipeline import TextSegmenter, mask_box, parse_prompts  # noqa: E402
+from seg_bridge.sam import SamMasker  # noqa: E402
+from test_seg_prompts import blob  # noqa: E402
+from test_seg_sam import tiny_sam  # noqa: E402
+
+
+class SyntheticFinder:
+  """Two blobs for 'dog', nothing for anything else; records its calls."""
+
+  def __init__(self):
+    self.calls = []
+
+  def heatmaps(self, image, prompts):
+    self.calls.append(list(prompts))
+    h, w = image.shape[:2]
+    dog = np.maximum(blob((h, w), (30, 40), 8, 0.9), blob((h, w), (80, 120), 10, 0.8))
+    return np.stack([dog if p == 'dog' else np.full((h, w), 0.1) for p in prompts]).astype(np.float32)
+
+
+class CountingMasker(SamMasker):
+  def __init__(self, sam):
+    super().__init__(sam, device='cpu')
+    self.encodes, self.batches = 0, []
+
+  def set_image(self, image):
+    self.encodes += 1
+    super().set_image(image)
+
+  def predict_candidates(self, boxes, points=None):
+    self.batches.append(len(boxes))
+    return super().predict_candidates(boxes, points)
+
+
+@pytest.fixture
+def image():
+  return np.random.default_rng(0).integers(0, 256, (120, 160, 3), dtype=np.uint8)
+
+
+def test_one_finder_call_one_image_encoding_one_decoder_batch(image):
+  finder, masker = SyntheticFinder(), CountingMasker(tiny_sam())
+  result = TextSegmenter(finder, masker).segment(image, 'dog, cat ,, dog')
+  assert result.prompts == ['dog', 'cat'] and finder.calls == [['dog', 'cat']]
+  assert masker.encodes == 1 and masker.batches == [2]
+  assert result.heatmaps.shape == (2, 120, 160)
+  assert all(inst.label == 'dog' for inst in result.instances)
+  for inst in result.instances:
+    assert inst.mask.shape == (120, 160) and inst.mask.dtype == bool and inst.mask.any()
+    np.testing.assert_array_equal(inst.box, mask_box(inst.mask))
+  scores = [inst.score for inst in result.instances]
+  assert scores == sorted(scores, reverse=True)
+
+
+def test_no_match_gives_no_instances_and_skips_sam(image):
+  masker = CountingMasker(tiny_sam())
+  result = TextSegmenter(SyntheticFinder(), masker).segment(image, ['cat'])
+  assert result.instances == [] and masker.encodes == 0
+
+
+@pytest.mark.parametrize('text', ['', '   ', ' , ,', []])
+def test_empty_prompts_are_a_clear_error(text):
+  with pytest.raises(ValueError, match='prompt is empty'):
+    parse_prompts(text)
+
+
+def test_bad_image_is_a_clear_error():
+  segmenter = TextSegmenter(SyntheticFinder(), None)
+  with pytest.raises(ValueError, match='RGB uint8'):
+    segmenter.segment(np.zeros((10, 10), np.uint8), 'dog')
