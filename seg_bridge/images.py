@@ -35,7 +35,7 @@ def to_rgb_uint8(image: Image.Image) -> np.ndarray:
   if image.mode in ('RGBA', 'LA', 'PA'):
     background = Image.new('RGBA', image.size, (255, 255, 255, 255))
     image = Image.alpha_composite(background, image.convert('RGBA'))
-  return np.asarray(image.convert('RGB'), np.uint8)
+  return np.array(image.convert('RGB'), np.uint8)  # A writable copy (torch warns on read-only arrays).
 
 
 def load_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:

@@ -9,45 +9,13 @@ transformers = pytest.importorskip('transformers')
 
 from seg_bridge.finders import ClipSegFinder  # noqa: E402
 from seg_bridge.sam import ModelNotFoundError  # noqa: E402
-
-WORDS = ['dog', 'cat', 'cap', 'skateboard', 'a', 'photo', 'of']
-
-
-def tiny_tokenizer():
-  letters = sorted(set(''.join(WORDS)))
-  tokens = ['<|startoftext|>', '<|endoftext|>'] + letters + [c + '</w>' for c in letters]
-  merges = []
-  for word in WORDS:  # Merge each word left to right into one token.
-    piece = word[0]
-    for i, c in enumerate(word[1:], start=1):
-      right = c + '</w>' if i == len(word) - 1 else c
-      merges.append((piece, right))
-      piece += right
-      tokens.append(piece)
-  vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
-  return transformers.CLIPTokenizer(vocab=vocab, merges=list(dict.fromkeys(merges)))
+from seg_tiny import save_tiny_clipseg  # noqa: E402
 
 
 @pytest.fixture(scope='module')
 def clipseg_dir(tmp_path_factory):
-  torch.manual_seed(0)
-  tokenizer = tiny_tokenizer()
-  config = transformers.CLIPSegConfig(
-      text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
-                       num_attention_heads=2, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
-                       pad_token_id=1),
-      vision_config=dict(image_size=64, patch_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
-                         num_attention_heads=2),
-      projection_dim=32, extract_layers=[1, 2], reduce_dim=16, decoder_num_attention_heads=2,
-      decoder_intermediate_size=32)
-  model = transformers.CLIPSegForImageSegmentation(config)
-  image_processor = transformers.ViTImageProcessor(size={'height': 64, 'width': 64},
-                                                   image_mean=[0.481, 0.458, 0.408], image_std=[0.269, 0.261, 0.276])
-  processor = transformers.CLIPSegProcessor(image_processor=image_processor, tokenizer=tokenizer)
   path = tmp_path_factory.mktemp('clipseg')
-  model.save_pretrained(path)
-  processor.save_pretrained(path)
-  return str(path)
+  return save_tiny_clipseg(path)
 
 
 def test_clipseg_heatmaps_have_the_image_size_one_per_prompt(clipseg_dir):

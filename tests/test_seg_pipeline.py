@@ -8,7 +8,7 @@ pytest.importorskip('segment_anything')
 from seg_bridge.pipeline import TextSegmenter, mask_box, parse_prompts  # noqa: E402
 from seg_bridge.sam import SamMasker  # noqa: E402
 from test_seg_prompts import blob  # noqa: E402
-from test_seg_sam import tiny_sam  # noqa: E402
+from seg_tiny import tiny_sam  # noqa: E402
 
 
 class SyntheticFinder:

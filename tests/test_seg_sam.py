@@ -8,22 +8,9 @@ torch = pytest.importorskip('torch')
 segment_anything = pytest.importorskip('segment_anything')
 
 from segment_anything import SamPredictor  # noqa: E402
-from segment_anything.modeling import (ImageEncoderViT, MaskDecoder, PromptEncoder, Sam,  # noqa: E402
-                                       TwoWayTransformer)
 
 from seg_bridge.sam import ModelNotFoundError, SamMasker, mask_iou, select_masks  # noqa: E402
-
-
-def tiny_sam(seed=0):
-  torch.manual_seed(seed)
-  dim = 32
-  encoder = ImageEncoderViT(img_size=1024, patch_size=16, embed_dim=dim, depth=1, num_heads=2, mlp_ratio=2.0,
-                            out_chans=dim, qkv_bias=True, use_rel_pos=False, window_size=0, global_attn_indexes=())
-  prompts = PromptEncoder(embed_dim=dim, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
-                          mask_in_chans=8)
-  decoder = MaskDecoder(num_multimask_outputs=3, transformer_dim=dim, iou_head_depth=2, iou_head_hidden_dim=32,
-                        transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=64, num_heads=2))
-  return Sam(encoder, prompts, decoder, pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+from seg_tiny import tiny_sam  # noqa: E402
 
 
 @pytest.fixture(scope='module')

@@ -1,0 +1,94 @@
+r"""Text-prompted segmentation of images: CLIPSeg finds, SAM outlines.
+
+    python segment.py --prompt "dog" photo.jpg
+    python segment.py --prompt "skateboard, cap" --out results/ photos/ more.png
+
+For each image writes NAME_overlay.png, NAME_mask_K.png per instance and
+NAME.json (labels, scores, xyxy boxes, COCO RLE masks) into --out. An image
+that cannot be read is reported in one line and skipped; the exit status is
+non-zero if any image failed.
+
+Weights: --finder-model is a Hugging Face name (taken from the HF cache) or a
+folder saved with save_pretrained; --sam-checkpoint is an official SAM .pth
+file (https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth
+for vit_b, sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth for vit_l / vit_h).
+"""
+
+import argparse
+import os
+import sys
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')
+
+
+def image_paths(inputs: list[str]) -> list[str]:
+  paths = []
+  for item in inputs:
+    if os.path.isdir(item):
+      paths += sorted(os.path.join(item, n) for n in os.listdir(item) if n.lower().endswith(IMAGE_SUFFIXES))
+    else:
+      paths.append(item)
+  return paths
+
+
+def parse_args(argv=None):
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('images', nargs='+', help='Image files or folders of images.')
+  parser.add_argument('--prompt', required=True, help='What to segment; several objects separated by commas.')
+  parser.add_argument('--out', default='segment_out', help='Output folder (default: segment_out).')
+  parser.add_argument('--finder-model', default='CIDAS/clipseg-rd64-refined', help='CLIPSeg name or folder.')
+  parser.add_argument('--sam-checkpoint', default='sam_vit_b_01ec64.pth', help='SAM .pth checkpoint file.')
+  parser.add_argument('--sam-type', default='vit_b', choices=('vit_b', 'vit_l', 'vit_h'))
+  parser.add_argument('--threshold', type=float, default=None,
+                      help='Fixed heatmap threshold in [0, 1] (default: adaptive, per image and prompt).')
+  parser.add_argument('--min-peak', type=float, default=0.5,
+                      help='A prompt matches only where the heatmap reaches this probability.')
+  parser.add_argument('--device', default=None, help='cuda, mps or cpu (default: the best available).')
+  return parser.parse_args(argv)
+
+
+def main(argv=None) -> int:
+  args = parse_args(argv)
+  from tqdm import tqdm
+
+  from seg_bridge.finders import ClipSegFinder
+  from seg_bridge.images import ImageError, load_image
+  from seg_bridge.outputs import write_results
+  from seg_bridge.pipeline import TextSegmenter, parse_prompts
+  from seg_bridge.sam import ModelNotFoundError, SamMasker
+
+  try:
+    prompts = parse_prompts(args.prompt)
+  except ValueError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+  paths = image_paths(args.images)
+  if not paths:
+    print('error: no images found in the given folders.', file=sys.stderr)
+    return 2
+  try:
+    segmenter = TextSegmenter(ClipSegFinder(args.finder_model, args.device),
+                              SamMasker.from_checkpoint(args.sam_checkpoint, args.sam_type, args.device),
+                              threshold=args.threshold, min_peak=args.min_peak)
+  except ModelNotFoundError as e:
+    print(f'error: {e}', file=sys.stderr)
+    return 2
+
+  failures = 0
+  for path in tqdm(paths, unit='image', disable=len(paths) < 2):
+    name = os.path.splitext(os.path.basename(path))[0]
+    try:
+      image = load_image(path)
+      result = segmenter.segment(image, prompts)
+      write_results(args.out, name, image, result)
+    except ImageError as e:
+      failures += 1
+      tqdm.write(f'error: {e}', file=sys.stderr)
+      continue
+    found = ', '.join(f'{i.label} {i.score:.2f}' for i in result.instances) or 'nothing'
+    tqdm.write(f'{path}: {found}')
+  return 1 if failures else 0
+
+
+if __name__ == '__main__':
+  sys.exit(main())

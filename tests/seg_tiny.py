@@ -1,0 +1,55 @@
+"""Tiny randomly initialised SAM and CLIPSeg models for the seg_bridge tests."""
+
+import torch
+import transformers
+from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
+def tiny_sam(seed=0):
+  torch.manual_seed(seed)
+  dim = 32
+  encoder = ImageEncoderViT(img_size=1024, patch_size=16, embed_dim=dim, depth=1, num_heads=2, mlp_ratio=2.0,
+                            out_chans=dim, qkv_bias=True, use_rel_pos=False, window_size=0, global_attn_indexes=())
+  prompts = PromptEncoder(embed_dim=dim, image_embedding_size=(64, 64), input_image_size=(1024, 1024),
+                          mask_in_chans=8)
+  decoder = MaskDecoder(num_multimask_outputs=3, transformer_dim=dim, iou_head_depth=2, iou_head_hidden_dim=32,
+                        transformer=TwoWayTransformer(depth=1, embedding_dim=dim, mlp_dim=64, num_heads=2))
+  return Sam(encoder, prompts, decoder, pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
+
+
+WORDS = ['dog', 'cat', 'cap', 'skateboard', 'a', 'photo', 'of']
+
+
+def tiny_tokenizer():
+  letters = sorted(set(''.join(WORDS)))
+  tokens = ['<|startoftext|>', '<|endoftext|>'] + letters + [c + '</w>' for c in letters]
+  merges = []
+  for word in WORDS:  # Merge each word left to right into one token.
+    piece = word[0]
+    for i, c in enumerate(word[1:], start=1):
+      right = c + '</w>' if i == len(word) - 1 else c
+      merges.append((piece, right))
+      piece += right
+      tokens.append(piece)
+  vocab = {t: i for i, t in enumerate(dict.fromkeys(tokens))}
+  return transformers.CLIPTokenizer(vocab=vocab, merges=list(dict.fromkeys(merges)))
+
+
+def save_tiny_clipseg(path):
+  """A tiny random CLIPSeg with its processor, saved to `path` like a Hub copy."""
+  torch.manual_seed(0)
+  tokenizer = tiny_tokenizer()
+  config = transformers.CLIPSegConfig(
+      text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, num_hidden_layers=2,
+                       num_attention_heads=2, max_position_embeddings=16, bos_token_id=0, eos_token_id=1,
+                       pad_token_id=1),
+      vision_config=dict(image_size=64, patch_size=16, hidden_size=32, intermediate_size=64, num_hidden_layers=3,
+                         num_attention_heads=2),
+      projection_dim=32, extract_layers=[1, 2], reduce_dim=16, decoder_num_attention_heads=2,
+      decoder_intermediate_size=32)
+  model = transformers.CLIPSegForImageSegmentation(config)
+  image_processor = transformers.ViTImageProcessor(size={'height': 64, 'width': 64},
+                                                   image_mean=[0.481, 0.458, 0.408], image_std=[0.269, 0.261, 0.276])
+  processor = transformers.CLIPSegProcessor(image_processor=image_processor, tokenizer=tokenizer)
+  model.save_pretrained(path)
+  processor.save_pretrained(path)
+  return str(path)

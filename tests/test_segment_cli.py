@@ -1,0 +1,89 @@
+"""segment.py end to end on tiny models: output files, bad inputs, missing weights."""
+
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from PIL import Image
+
+torch = pytest.importorskip('torch')
+pytest.importorskip('segment_anything')
+pytest.importorskip('pycocotools')
+
+import segment  # noqa: E402
+from conftest import ROOT  # noqa: E402
+from seg_bridge.sam import SamMasker  # noqa: E402
+from seg_tiny import save_tiny_clipseg, tiny_sam  # noqa: E402
+
+
+@pytest.fixture(scope='module')
+def clipseg_dir(tmp_path_factory):
+  return save_tiny_clipseg(tmp_path_factory.mktemp('clipseg'))
+
+
+@pytest.fixture
+def tiny_sam_checkpoints(monkeypatch):
+  """SAM checkpoints load as the tiny SAM (the real loader is tested in test_seg_sam)."""
+  monkeypatch.setattr(SamMasker, 'from_checkpoint', classmethod(lambda cls, path, kind, device: cls(tiny_sam(), 'cpu')))
+
+
+def photo(path, size=(96, 64), mode='RGB'):
+  array = np.random.default_rng(0).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+  Image.fromarray(array).convert(mode).save(path)
+  return str(path)
+
+
+def everything(clipseg_dir, out):
+  """Options under which random tiny models still find something: the whole image."""
+  return ['--finder-model', clipseg_dir, '--out', str(out), '--threshold', '0', '--min-peak', '0',
+          '--device', 'cpu']
+
+
+def test_writes_overlay_masks_and_json_with_rle(tmp_path, clipseg_dir, tiny_sam_checkpoints):
+  from pycocotools import mask as mask_utils
+  image = photo(tmp_path / 'dog.jpg')
+  assert segment.main(['--prompt', 'dog, cap', image, *everything(clipseg_dir, tmp_path / 'out')]) == 0
+  record = json.loads((tmp_path / 'out' / 'dog.json').read_text())
+  assert record['prompts'] == ['dog', 'cap'] and record['size'] == [64, 96]
+  assert record['instances'], 'the whole-image region should give at least one mask'
+  for k, inst in enumerate(record['instances']):
+    assert inst['label'] in ('dog', 'cap') and len(inst['box']) == 4
+    mask = np.asarray(Image.open(tmp_path / 'out' / inst['mask_png'])) > 0
+    rle = dict(inst['rle'], counts=inst['rle']['counts'].encode())
+    np.testing.assert_array_equal(mask_utils.decode(rle).astype(bool), mask)
+  with Image.open(tmp_path / 'out' / 'dog_overlay.png') as overlay:
+    assert overlay.size == (96, 64) and overlay.mode == 'RGB'
+  assert not [p for p in (tmp_path / 'out').iterdir() if p.name.startswith('.')]
+
+
+def test_bad_images_fail_alone_and_the_rest_is_processed(tmp_path, clipseg_dir, tiny_sam_checkpoints, capsys):
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  photo(folder / 'gray.png', mode='L')
+  photo(folder / 'rgba.png', mode='RGBA')
+  (folder / 'broken.jpg').write_bytes(b'\xff\xd8\xff not a jpeg')
+  status = segment.main(['--prompt', 'dog', str(folder), *everything(clipseg_dir, tmp_path / 'out')])
+  assert status == 1
+  assert 'broken.jpg: not a readable image' in capsys.readouterr().err
+  names = sorted(p.name for p in (tmp_path / 'out').iterdir())
+  assert 'gray.json' in names and 'rgba.json' in names and not any(n.startswith('broken') for n in names)
+
+
+@pytest.mark.parametrize('prompt', ['', '   ', ', ,'])
+def test_empty_prompt_is_one_line_and_writes_nothing(tmp_path, prompt, capsys):
+  status = segment.main(['--prompt', prompt, photo(tmp_path / 'a.png'), '--out', str(tmp_path / 'out')])
+  assert status == 2 and capsys.readouterr().err.startswith('error: the prompt is empty')
+  assert not (tmp_path / 'out').exists()
+
+
+def test_missing_weights_are_one_sentence_from_the_command_line(tmp_path):
+  result = subprocess.run(
+      [sys.executable, 'segment.py', '--prompt', 'dog', photo(tmp_path / 'a.png'), '--finder-model',
+       str(tmp_path / 'no-clipseg'), '--out', str(tmp_path / 'out')],
+      cwd=ROOT, capture_output=True, text=True, timeout=300, env={'HF_HUB_OFFLINE': '1', 'PATH': '/usr/bin:/bin'})
+  assert result.returncode == 2
+  last = result.stderr.strip().splitlines()[-1]
+  assert last.startswith("error: CLIPSeg processor") and 'save_pretrained' in last
+  assert 'Traceback' not in result.stderr
