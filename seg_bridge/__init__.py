@@ -1,3 +1,3 @@
 """Text-prompted segmentation: a finder (CLIPSeg) turns words into regions, SAM
-turns regions into masks; see seg_bridge.pipeline.TextSegmenter. Work in
-progress (issue 3): Grounding DINO and segment.py are not written yet."""
+turns regions into masks; see seg_bridge.pipeline.TextSegmenter and segment.py.
+Not written yet (issue 3): the Grounding DINO finder, SAM 2, the benchmark."""

@@ -21,6 +21,13 @@ class ImageError(ValueError):
   """An input image cannot be used; the message says which and why."""
 
 
+def check_rgb_uint8(image: np.ndarray) -> None:
+  """The numpy convention of seg_bridge: RGB uint8 [H, W, 3], else ValueError."""
+  if not isinstance(image, np.ndarray) or image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
+    raise ValueError(f'image must be RGB uint8 [H, W, 3], got {getattr(image, "dtype", type(image))} '
+                     f'{getattr(image, "shape", "")}.')
+
+
 def to_rgb_uint8(image: Image.Image) -> np.ndarray:
   """A decoded PIL image in any mode -> uint8 [H, W, 3]."""
   if image.mode in ('I;16', 'I;16B', 'I;16L', 'I', 'F'):

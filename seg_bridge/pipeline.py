@@ -16,6 +16,7 @@ import dataclasses
 
 import numpy as np
 
+from seg_bridge.images import check_rgb_uint8
 from seg_bridge.prompts import heatmap_to_regions
 
 
@@ -59,8 +60,7 @@ class TextSegmenter:
     self.threshold, self.min_peak = threshold, min_peak
 
   def segment(self, image: np.ndarray, prompts: str | list[str]) -> Segmentation:
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
-      raise ValueError(f'image must be RGB uint8 [H, W, 3], got {image.dtype} {image.shape}.')
+    check_rgb_uint8(image)
     prompts = parse_prompts(prompts)
     heatmaps = self.finder.heatmaps(image, prompts)  # [P, H, W]
     found = [(label, region) for label, probs in zip(prompts, heatmaps)

@@ -17,6 +17,8 @@ import os
 
 import numpy as np
 
+from seg_bridge.images import check_rgb_uint8
+
 SAM_CHECKPOINTS = {
     'vit_b': 'https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth',
     'vit_l': 'https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth',
@@ -87,8 +89,7 @@ class SamMasker:
 
   def set_image(self, image: np.ndarray) -> None:
     """Encodes an RGB uint8 [H, W, 3] image once for all later predictions."""
-    if image.dtype != np.uint8 or image.ndim != 3 or image.shape[-1] != 3:
-      raise ValueError(f'image must be RGB uint8 [H, W, 3], got {image.dtype} {image.shape}.')
+    check_rgb_uint8(image)
     self.predictor.set_image(image)
 
   def predict_candidates(self, boxes: np.ndarray, points: np.ndarray | None = None):
