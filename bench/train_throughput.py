@@ -143,10 +143,8 @@ def main():
               'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
               'host': host_cpu(), 'model': 'DeiT-Ti/4 (32x32)', 'batch_size': args.batch_size,
               'dtype': args.dtype, 'torch_compile': args.compile, 'results': results, 'ratio': ratio}
-    tmp = args.out + '.tmp'
-    with open(tmp, 'w') as f:
-      json.dump(record, f, indent=2)
-    os.replace(tmp, args.out)
+    from vit_jax.report import atomic_write
+    atomic_write(args.out, (json.dumps(record, indent=2) + '\n').encode())
 
 
 if __name__ == '__main__':
