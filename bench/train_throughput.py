@@ -39,7 +39,6 @@ def host_cpu() -> str:
 
 def bench_jax(args) -> dict:
   import jax
-  import jax.numpy as jnp
   import numpy as np
   import optax
 
