@@ -1,14 +1,16 @@
-r"""Text-prompted segmentation of images: CLIPSeg finds, SAM outlines.
+r"""Text-prompted segmentation of images: CLIPSeg or Grounding DINO finds, SAM outlines.
 
     python segment.py --prompt "dog" photo.jpg
     python segment.py --prompt "skateboard, cap" --out results/ photos/ more.png
+    python segment.py --finder grounding-dino --prompt "cat, remote control" photo.jpg
 
 For each image writes NAME_overlay.png, NAME_mask_K.png per instance and
 NAME.json (labels, scores, xyxy boxes, COCO RLE masks) into --out. An image
 that cannot be read is reported in one line and skipped; the exit status is
 non-zero if any image failed.
 
-Weights: --finder-model is a Hugging Face name (taken from the HF cache) or a
+Weights: --finder-model is a Hugging Face name (taken from the HF cache;
+default CIDAS/clipseg-rd64-refined or IDEA-Research/grounding-dino-tiny) or a
 folder saved with save_pretrained; --sam-checkpoint is an official SAM .pth
 file (https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth
 for vit_b, sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth for vit_l / vit_h).
@@ -36,13 +38,17 @@ def parse_args(argv=None):
   parser.add_argument('images', nargs='+', help='Image files or folders of images.')
   parser.add_argument('--prompt', required=True, help='What to segment; several objects separated by commas.')
   parser.add_argument('--out', default='segment_out', help='Output folder (default: segment_out).')
-  parser.add_argument('--finder-model', default='CIDAS/clipseg-rd64-refined', help='CLIPSeg name or folder.')
+  parser.add_argument('--finder', default='clipseg', choices=('clipseg', 'grounding-dino'),
+                      help='What turns the words into regions: CLIPSeg heatmaps or Grounding DINO boxes.')
+  parser.add_argument('--finder-model', default=None,
+                      help="The finder's Hugging Face name or local folder (default: its standard checkpoint).")
   parser.add_argument('--sam-checkpoint', default='sam_vit_b_01ec64.pth', help='SAM .pth checkpoint file.')
   parser.add_argument('--sam-type', default='vit_b', choices=('vit_b', 'vit_l', 'vit_h'))
+  parser.add_argument('--min-score', type=float, default=None,
+                      help="A prompt matches only where the finder's confidence reaches this: the heatmap's "
+                           "probability for CLIPSeg (default 0.5), a box's score for Grounding DINO (default 0.35).")
   parser.add_argument('--threshold', type=float, default=None,
-                      help='Fixed heatmap threshold in [0, 1] (default: adaptive, per image and prompt).')
-  parser.add_argument('--min-peak', type=float, default=0.5,
-                      help='A prompt matches only where the heatmap reaches this probability.')
+                      help='CLIPSeg only: fixed heatmap threshold in [0, 1] (default: adaptive, per image and prompt).')
   parser.add_argument('--device', default=None, help='cuda, mps or cpu (default: the best available).')
   return parser.parse_args(argv)
 
@@ -50,26 +56,33 @@ def parse_args(argv=None):
 def main(argv=None) -> int:
   args = parse_args(argv)
   from tqdm import tqdm
+  from transformers.utils import logging as hf_logging
 
-  from seg_bridge.finders import ClipSegFinder
+  from seg_bridge.finders import make_finder
   from seg_bridge.images import ImageError, load_image
   from seg_bridge.outputs import write_results
-  from seg_bridge.pipeline import TextSegmenter, parse_prompts
+  from seg_bridge.pipeline import PromptError, TextSegmenter, parse_prompts
   from seg_bridge.sam import ModelNotFoundError, SamMasker
 
   try:
     prompts = parse_prompts(args.prompt)
-  except ValueError as e:
+  except PromptError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
+  hf_logging.disable_progress_bar()  # One bar, over the images, is enough.
   paths = image_paths(args.images)
   if not paths:
     print('error: no images found in the given folders.', file=sys.stderr)
     return 2
+  options = {} if args.min_score is None else {'min_score': args.min_score}
+  if args.threshold is not None:
+    if args.finder != 'clipseg':
+      print('error: --threshold applies to CLIPSeg heatmaps only; use --min-score for box scores.', file=sys.stderr)
+      return 2
+    options['threshold'] = args.threshold
   try:
-    segmenter = TextSegmenter(ClipSegFinder(args.finder_model, args.device),
-                              SamMasker.from_checkpoint(args.sam_checkpoint, args.sam_type, args.device),
-                              threshold=args.threshold, min_peak=args.min_peak)
+    segmenter = TextSegmenter(make_finder(args.finder, args.finder_model, args.device, **options),
+                              SamMasker.from_checkpoint(args.sam_checkpoint, args.sam_type, args.device))
   except ModelNotFoundError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
@@ -85,6 +98,9 @@ def main(argv=None) -> int:
       failures += 1
       tqdm.write(f'error: {e}', file=sys.stderr)
       continue
+    except PromptError as e:  # The same for every image.
+      print(f'error: {e}', file=sys.stderr)
+      return 2
     found = ', '.join(f'{i.label} {i.score:.2f}' for i in result.instances) or 'nothing'
     tqdm.write(f'{path}: {found}')
   return 1 if failures else 0

@@ -1,19 +1,35 @@
-"""Finders: text prompts -> where the objects are, as heatmaps at image size.
+"""Finders: text prompts -> where the objects are, as regions for SAM.
 
-    finder = ClipSegFinder()                       # CIDAS/clipseg-rd64-refined
-    probs = finder.heatmaps(image, ['dog', 'cap'])  # float32 [2, H, W] in [0, 1]
+    finder = make_finder('clipseg')                 # or 'grounding-dino'
+    found = finder.find(image, ['dog', 'cap'])     # image: RGB uint8 [H, W, 3]
+    found.regions[0]                               # list[Region] for 'dog', best first
+    found.heatmaps                                 # float32 [2, H, W] in [0, 1]
 
-Models load by Hugging Face name (from the HF cache, downloading once when
-the network allows) or from a local folder saved with `save_pretrained`.
+CLIPSeg gives a probability heatmap per prompt; its regions are the heatmap's
+connected components (seg_bridge.prompts), each with a box, an interior point
+and its pixels. Grounding DINO gives scored boxes; its regions are boxes only,
+and its heatmap is, per pixel, the best score of a kept box covering it.
+
+Both run all prompts in one batch and see the image once. Models load by
+Hugging Face name (from the HF cache, downloading once when the network
+allows) or from a local folder saved with `save_pretrained`.
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 
+from seg_bridge.pipeline import PromptError
+from seg_bridge.prompts import Region, heatmap_to_regions
 from seg_bridge.sam import ModelNotFoundError, pick_device
 
-CLIPSEG_DEFAULT = 'CIDAS/clipseg-rd64-refined'
+
+@dataclasses.dataclass(frozen=True)
+class Found:
+  heatmaps: np.ndarray  # float32 [P, H, W] in [0, 1]: the finder's view, for inspection.
+  regions: list[list[Region]]  # Per prompt, best first; empty where the prompt matched nothing.
 
 
 def load_pretrained(cls, name_or_path: str, what: str):
@@ -28,22 +44,140 @@ def load_pretrained(cls, name_or_path: str, what: str):
 
 
 class ClipSegFinder:
-  """CLIPSeg (Lüddecke & Ecker 2022): one probability heatmap per prompt."""
+  """CLIPSeg (Lüddecke & Ecker 2022): a probability heatmap per prompt.
 
-  def __init__(self, model: str = CLIPSEG_DEFAULT, device: str | None = None):
+  threshold: fixed heatmap threshold, or None for an adaptive one per heatmap.
+  min_score: a prompt matches only where its heatmap reaches this probability.
+  """
+
+  default_model = 'CIDAS/clipseg-rd64-refined'
+
+  def __init__(self, model: str = default_model, device: str | None = None, *, threshold: float | None = None,
+               min_score: float = 0.5):
     from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
     self.device = pick_device(device)
     self.processor = load_pretrained(CLIPSegProcessor, model, 'CLIPSeg processor')
     self.model = load_pretrained(CLIPSegForImageSegmentation, model, 'CLIPSeg model').to(self.device).eval()
+    self.threshold, self.min_score = threshold, min_score
 
   def heatmaps(self, image: np.ndarray, prompts: list[str]) -> np.ndarray:
     """RGB uint8 [H, W, 3] and P prompts -> probabilities float32 [P, H, W],
-    CLIPSeg's square low-resolution logits resized back to the image."""
+    CLIPSeg's square low-resolution logits resized back to the image.
+
+    Same logits as CLIPSegForImageSegmentation on the image repeated P times,
+    but its CLIP vision encoder (most of the cost) runs once, not P times.
+    """
     import torch
-    inputs = self.processor(text=list(prompts), images=[image] * len(prompts), padding=True, return_tensors='pt')
+    text = self.processor.tokenizer(list(prompts), padding=True, return_tensors='pt').to(self.device)
+    pixels = self.processor.image_processor(images=image, return_tensors='pt').pixel_values.to(self.device)
+    model = self.model
     with torch.inference_mode():
-      logits = self.model(**inputs.to(self.device)).logits
+      vision = model.clip.get_image_features(pixel_values=pixels, output_hidden_states=True)
+      activations = [vision.hidden_states[i + 1].expand(len(prompts), -1, -1)  # [P, N, D], views of [1, N, D]
+                     for i in model.extract_layers]
+      conditions = model.get_conditional_embeddings(  # [P, projection_dim]
+          batch_size=len(prompts), input_ids=text.input_ids, attention_mask=text.attention_mask)
+      logits = model.decoder(activations, conditions).logits
       logits = logits.reshape(len(prompts), 1, *logits.shape[-2:])  # [P, 1, h, w]; P = 1 comes back squeezed.
       logits = torch.nn.functional.interpolate(logits.float(), size=image.shape[:2], mode='bilinear',
                                                align_corners=False)
     return torch.sigmoid(logits[:, 0]).cpu().numpy()
+
+  def find(self, image: np.ndarray, prompts: list[str]) -> Found:
+    heatmaps = self.heatmaps(image, prompts)
+    return Found(heatmaps, [heatmap_to_regions(h, threshold=self.threshold, min_peak=self.min_score)
+                            for h in heatmaps])
+
+
+def phrase_spans(offsets: list[tuple[int, int]], char_spans: list[tuple[int, int]]) -> list[list[int]]:
+  """Token offsets [(start, end)] and each phrase's character span -> the
+  indices of each phrase's tokens."""
+  return [[t for t, (start, end) in enumerate(offsets) if end > start and start >= lo and end <= hi]
+          for lo, hi in char_spans]
+
+
+def box_heatmaps(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, count: int,
+                 size: tuple[int, int]) -> np.ndarray:
+  """Per label, the best score of a box covering each pixel: float32 [count, H, W]."""
+  heatmaps = np.zeros((count, *size), np.float32)
+  for (x0, y0, x1, y1), score, label in zip(np.round(boxes).astype(int), scores, labels):
+    window = heatmaps[label, max(y0, 0):max(y1, 0), max(x0, 0):max(x1, 0)]
+    np.maximum(window, score, out=window)
+  return heatmaps
+
+
+class GroundingDinoFinder:
+  """Grounding DINO (Liu et al. 2023): scored boxes for the phrases of one text.
+
+  The prompts are joined into one caption, 'dog. a skateboard.', so the model
+  runs once; each box goes to the prompt whose tokens it matches best.
+
+  min_score: a box is kept where its best prompt's token probability reaches this.
+  nms_iou: of two boxes of one prompt overlapping more than this, the weaker goes.
+  """
+
+  default_model = 'IDEA-Research/grounding-dino-tiny'
+
+  def __init__(self, model: str = default_model, device: str | None = None, *, min_score: float = 0.35,
+               nms_iou: float = 0.7, max_per_prompt: int = 16):
+    from transformers import AutoProcessor, GroundingDinoForObjectDetection
+    self.device = pick_device(device)
+    self.processor = load_pretrained(AutoProcessor, model, 'Grounding DINO processor')
+    self.model = load_pretrained(GroundingDinoForObjectDetection, model, 'Grounding DINO model').to(self.device).eval()
+    self.min_score, self.nms_iou, self.max_per_prompt = min_score, nms_iou, max_per_prompt
+
+  def caption(self, prompts: list[str]) -> tuple[str, list[tuple[int, int]]]:
+    """The text the model reads, lower case with a period after each phrase,
+    and each prompt's character span in it."""
+    caption, spans = '', []
+    for prompt in prompts:
+      phrase = prompt.lower()
+      spans.append((len(caption), len(caption) + len(phrase)))
+      caption += phrase + '. '
+    return caption.strip(), spans
+
+  def detect(self, image: np.ndarray, prompts: list[str]):
+    """-> boxes float32 [K, 4] xyxy pixels, scores [K], prompt indices [K]; best first."""
+    import torch
+    from torchvision.ops import batched_nms
+    caption, char_spans = self.caption(prompts)
+    tokens = self.processor.tokenizer(caption, return_offsets_mapping=True)
+    spans = phrase_spans(tokens['offset_mapping'], char_spans)
+    limit = self.model.config.max_text_len
+    if len(tokens['input_ids']) > limit:
+      raise PromptError(f'the prompts are {len(tokens["input_ids"])} tokens long; Grounding DINO reads at most '
+                       f'{limit}: give fewer or shorter prompts.')
+    inputs = self.processor(images=image, text=caption, return_tensors='pt').to(self.device)
+    with torch.inference_mode():
+      outputs = self.model(**inputs)
+    probs = outputs.logits[0].float().sigmoid().cpu()  # [Q, max_text_len]
+    per_prompt = torch.stack([probs[:, span].max(dim=1).values for span in spans], dim=1)  # [Q, P]
+    scores, labels = per_prompt.max(dim=1)
+    h, w = image.shape[:2]
+    cx, cy, bw, bh = (outputs.pred_boxes[0].float().cpu() * torch.tensor([w, h, w, h])).unbind(-1)
+    boxes = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1)
+    boxes = boxes.clamp(min=torch.zeros(4), max=torch.tensor([w, h, w, h], dtype=torch.float32))
+    keep = torch.nonzero((scores >= self.min_score) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))[:, 0]
+    keep = keep[batched_nms(boxes[keep], scores[keep], labels[keep], self.nms_iou)]  # Sorted by score.
+    keep = torch.cat([keep[labels[keep] == p][:self.max_per_prompt] for p in range(len(prompts))])
+    keep = keep[scores[keep].argsort(descending=True)]
+    return boxes[keep].numpy(), scores[keep].numpy(), labels[keep].numpy()
+
+  def find(self, image: np.ndarray, prompts: list[str]) -> Found:
+    boxes, scores, labels = self.detect(image, prompts)
+    regions = [[] for _ in prompts]
+    for box, score, label in zip(boxes, scores, labels):
+      regions[label].append(Region(box=box.astype(np.float32), score=float(score)))
+    return Found(box_heatmaps(boxes, scores, labels, len(prompts), image.shape[:2]), regions)
+
+
+FINDERS = {'clipseg': ClipSegFinder, 'grounding-dino': GroundingDinoFinder}
+
+
+def make_finder(name: str = 'clipseg', model: str | None = None, device: str | None = None, **options):
+  """A finder by name ('clipseg' or 'grounding-dino'); model is a HF name or
+  local folder (default: the finder's standard checkpoint)."""
+  if name not in FINDERS:
+    raise ValueError(f'unknown finder {name!r}; choose one of {", ".join(FINDERS)}.')
+  cls = FINDERS[name]
+  return cls(model or cls.default_model, device, **options)

@@ -23,12 +23,13 @@ from scipy import ndimage
 
 @dataclasses.dataclass(frozen=True)
 class Region:
-  """One instance found in a heatmap, in pixel coordinates of the heatmap."""
+  """One instance a finder found, in pixel coordinates of the image. Boxes
+  come from every finder; points and masks from heatmap finders only."""
 
-  mask: np.ndarray  # bool [H, W]
   box: np.ndarray  # float32 [4], xyxy, pixel edges (x1, y1 exclusive like SAM's boxes)
-  point: np.ndarray  # float32 [2], xy of the pixel centre deepest inside the mask
-  score: float  # peak probability inside the region
+  score: float  # the finder's confidence: peak probability inside the region, or the box's score
+  point: np.ndarray | None = None  # float32 [2], xy of the pixel centre deepest inside the mask
+  mask: np.ndarray | None = None  # bool [H, W], the region's pixels
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:

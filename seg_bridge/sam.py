@@ -3,8 +3,9 @@
 The image is encoded once (`set_image`); every region of every prompt then
 goes through SAM's prompt encoder and mask decoder as one batch. Of SAM's
 three candidate masks per region, the one kept maximises SAM's predicted IoU
-times its agreement (IoU) with the finder's region, so a small part or a
-whole-scene mask that the finder did not point at loses.
+times its agreement (IoU) with the finder's region (or, for a detector's box,
+with that box), so a small part or a whole-scene mask that the finder did not
+point at loses.
 
     masker = SamMasker.from_checkpoint('sam_vit_b_01ec64.pth', 'vit_b')
     masker.set_image(image)                      # uint8 [H, W, 3] RGB
@@ -49,14 +50,36 @@ def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
   return inter / np.maximum(union, 1)
 
 
-def select_masks(candidates: np.ndarray, predicted_iou: np.ndarray, region_masks: np.ndarray | None):
-  """candidates [K, C, H, W], predicted_iou [K, C], region_masks [K, H, W] or
-  None -> (masks [K, H, W], scores [K]): per region the candidate with the
-  best predicted IoU x agreement with the region."""
-  score = predicted_iou
+def mask_boxes(masks: np.ndarray) -> np.ndarray:
+  """Tight xyxy boxes (pixel edges) of boolean masks [..., H, W] -> float32
+  [..., 4]; zeros for an empty mask."""
+  rows, cols = masks.any(axis=-1), masks.any(axis=-2)  # [..., H], [..., W]
+  h, w = masks.shape[-2:]
+  boxes = np.stack([cols.argmax(-1), rows.argmax(-1), w - cols[..., ::-1].argmax(-1),
+                    h - rows[..., ::-1].argmax(-1)], axis=-1).astype(np.float32)
+  return np.where(rows.any(-1)[..., None], boxes, np.float32(0))
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+  """IoU of xyxy boxes, broadcast over leading dims: [..., 4] -> [...]."""
+  lo, hi = np.maximum(a[..., :2], b[..., :2]), np.minimum(a[..., 2:], b[..., 2:])
+  inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+  area = lambda box: np.prod(box[..., 2:] - box[..., :2], axis=-1)
+  return inter / np.maximum(area(a) + area(b) - inter, 1e-6)
+
+
+def select_masks(candidates: np.ndarray, predicted_iou: np.ndarray, boxes: np.ndarray,
+                 region_masks: np.ndarray | None = None):
+  """candidates [K, C, H, W], predicted_iou [K, C], the prompt boxes [K, 4] and
+  the finder's region masks [K, H, W] (or None) -> (masks [K, H, W], scores [K]):
+  per region the candidate with the best predicted IoU x agreement with the
+  region (mask IoU), or with the box (IoU of the candidate's own box) where the
+  finder gave boxes only."""
   if region_masks is not None:
-    score = predicted_iou * mask_iou(candidates, region_masks[:, None])
-  best = np.argmax(score, axis=1)
+    agreement = mask_iou(candidates, region_masks[:, None])
+  else:
+    agreement = box_iou(mask_boxes(candidates), np.asarray(boxes, np.float32)[:, None])
+  best = np.argmax(predicted_iou * agreement, axis=1)
   index = np.arange(len(best))
   return candidates[index, best], predicted_iou[index, best]
 
@@ -115,4 +138,4 @@ class SamMasker:
       h, w = self.predictor.original_size
       return np.zeros((0, h, w), bool), np.zeros((0,), np.float32)
     candidates, predicted_iou = self.predict_candidates(np.asarray(boxes), points)
-    return select_masks(candidates, predicted_iou, region_masks)
+    return select_masks(candidates, predicted_iou, boxes, region_masks)

@@ -1,8 +1,9 @@
-"""Tiny randomly initialised SAM and CLIPSeg models for the seg_bridge tests."""
+"""Tiny randomly initialised SAM, CLIPSeg and Grounding DINO models for the seg_bridge tests."""
 
 import torch
 import transformers
 from segment_anything.modeling import ImageEncoderViT, MaskDecoder, PromptEncoder, Sam, TwoWayTransformer
+
 
 def tiny_sam(seed=0):
   torch.manual_seed(seed)
@@ -50,6 +51,27 @@ def save_tiny_clipseg(path):
   image_processor = transformers.ViTImageProcessor(size={'height': 64, 'width': 64},
                                                    image_mean=[0.481, 0.458, 0.408], image_std=[0.269, 0.261, 0.276])
   processor = transformers.CLIPSegProcessor(image_processor=image_processor, tokenizer=tokenizer)
+  model.save_pretrained(path)
+  processor.save_pretrained(path)
+  return str(path)
+
+
+def save_tiny_grounding_dino(path):
+  """A tiny random Grounding DINO with its processor, saved to `path` like a Hub copy."""
+  torch.manual_seed(0)
+  vocab = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '.', ',', 'skate', '##board'] + WORDS
+  tokenizer = transformers.BertTokenizer(vocab={t: i for i, t in enumerate(dict.fromkeys(vocab))})
+  config = transformers.GroundingDinoConfig(
+      backbone_config=dict(model_type='swin', image_size=64, patch_size=4, embed_dim=8, depths=[1, 1, 1, 1],
+                           num_heads=[1, 1, 1, 1], window_size=4, out_indices=[2, 3, 4]),
+      text_config=dict(model_type='bert', vocab_size=len(tokenizer), hidden_size=32, num_hidden_layers=1,
+                       num_attention_heads=2, intermediate_size=32, max_position_embeddings=64),
+      d_model=32, encoder_layers=1, decoder_layers=2, encoder_ffn_dim=32, decoder_ffn_dim=32,
+      encoder_attention_heads=2, decoder_attention_heads=2, encoder_n_points=2, decoder_n_points=2,
+      num_queries=20, max_text_len=32)
+  model = transformers.GroundingDinoForObjectDetection(config)
+  image_processor = transformers.GroundingDinoImageProcessor(size={'shortest_edge': 64, 'longest_edge': 96})
+  processor = transformers.GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
   model.save_pretrained(path)
   processor.save_pretrained(path)
   return str(path)

@@ -5,8 +5,10 @@ import pytest
 
 pytest.importorskip('segment_anything')
 
-from seg_bridge.pipeline import TextSegmenter, mask_box, parse_prompts  # noqa: E402
-from seg_bridge.sam import SamMasker  # noqa: E402
+from seg_bridge.finders import Found  # noqa: E402
+from seg_bridge.pipeline import TextSegmenter, parse_prompts  # noqa: E402
+from seg_bridge.prompts import Region, heatmap_to_regions  # noqa: E402
+from seg_bridge.sam import SamMasker, mask_boxes  # noqa: E402
 from test_seg_prompts import blob  # noqa: E402
 from seg_tiny import tiny_sam  # noqa: E402
 
@@ -17,11 +19,20 @@ class SyntheticFinder:
   def __init__(self):
     self.calls = []
 
-  def heatmaps(self, image, prompts):
+  def find(self, image, prompts):
     self.calls.append(list(prompts))
     h, w = image.shape[:2]
     dog = np.maximum(blob((h, w), (30, 40), 8, 0.9), blob((h, w), (80, 120), 10, 0.8))
-    return np.stack([dog if p == 'dog' else np.full((h, w), 0.1) for p in prompts]).astype(np.float32)
+    heatmaps = np.stack([dog if p == 'dog' else np.full((h, w), 0.1) for p in prompts]).astype(np.float32)
+    return Found(heatmaps, [heatmap_to_regions(h) for h in heatmaps])
+
+
+class BoxFinder:
+  """A detector's output: one box for 'cap', nothing for anything else."""
+
+  def find(self, image, prompts):
+    regions = [[Region(np.array([20, 10, 90, 70], np.float32), 0.6)] if p == 'cap' else [] for p in prompts]
+    return Found(np.zeros((len(prompts), *image.shape[:2]), np.float32), regions)
 
 
 class CountingMasker(SamMasker):
@@ -52,9 +63,17 @@ def test_one_finder_call_one_image_encoding_one_decoder_batch(image):
   assert all(inst.label == 'dog' for inst in result.instances)
   for inst in result.instances:
     assert inst.mask.shape == (120, 160) and inst.mask.dtype == bool and inst.mask.any()
-    np.testing.assert_array_equal(inst.box, mask_box(inst.mask))
+    np.testing.assert_array_equal(inst.box, mask_boxes(inst.mask))
   scores = [inst.score for inst in result.instances]
   assert scores == sorted(scores, reverse=True)
+
+
+def test_box_only_regions_go_to_sam_as_boxes(image):
+  masker = CountingMasker(tiny_sam())
+  result = TextSegmenter(BoxFinder(), masker).segment(image, 'dog, cap')
+  assert masker.encodes == 1 and masker.batches == [1]
+  assert [inst.label for inst in result.instances] == ['cap']
+  assert 0 < result.instances[0].score <= 0.6  # SAM's predicted IoU x the box's score.
 
 
 def test_no_match_gives_no_instances_and_skips_sam(image):

@@ -9,7 +9,7 @@ segment_anything = pytest.importorskip('segment_anything')
 
 from segment_anything import SamPredictor  # noqa: E402
 
-from seg_bridge.sam import ModelNotFoundError, SamMasker, mask_iou, select_masks  # noqa: E402
+from seg_bridge.sam import ModelNotFoundError, SamMasker, box_iou, mask_boxes, mask_iou, select_masks  # noqa: E402
 from seg_tiny import tiny_sam  # noqa: E402
 
 
@@ -43,12 +43,28 @@ def test_selection_prefers_masks_that_agree_with_the_finder():
   candidates[0, 2, :5, :5] = True  # A quarter.
   region = np.zeros((1, 10, 10), bool)
   region[0, :5] = True
-  masks, scores = select_masks(candidates, np.array([[0.8, 0.9, 0.85]]), region)
+  predicted_iou = np.array([[0.8, 0.9, 0.85]])
+  masks, scores = select_masks(candidates, predicted_iou, np.array([[0, 0, 10, 10]]), region)
   np.testing.assert_array_equal(masks[0], candidates[0, 0])
   assert scores[0] == pytest.approx(0.8)
-  masks, _ = select_masks(candidates, np.array([[0.8, 0.9, 0.85]]), None)  # Without a region: SAM's best.
-  np.testing.assert_array_equal(masks[0], candidates[0, 1])
   assert mask_iou(candidates[0, 2], region[0]) == pytest.approx(0.5)
+  # A detector's box only: the candidate whose own box fits the prompt box.
+  for box, expected in [([0, 0, 10, 5], 0), ([0, 0, 10, 10], 1), ([0, 0, 5, 5], 2)]:
+    masks, _ = select_masks(candidates, predicted_iou, np.array([box], np.float32))
+    np.testing.assert_array_equal(masks[0], candidates[0, expected])
+
+
+def test_mask_boxes_and_box_iou():
+  masks = np.zeros((2, 3, 8, 10), bool)
+  masks[0, 0, 2:5, 3:7] = True
+  masks[1, 2, 7, 9] = True
+  boxes = mask_boxes(masks)
+  assert boxes.shape == (2, 3, 4) and boxes.dtype == np.float32
+  np.testing.assert_array_equal(boxes[0, 0], [3, 2, 7, 5])
+  np.testing.assert_array_equal(boxes[1, 2], [9, 7, 10, 8])
+  np.testing.assert_array_equal(boxes[0, 1], [0, 0, 0, 0])  # Empty.
+  assert box_iou(np.array([0, 0, 4, 4.]), np.array([2, 0, 6, 4.])) == pytest.approx(8 / 24)
+  assert box_iou(np.array([0, 0, 1, 1.]), np.array([2, 2, 3, 3.])) == 0
 
 
 def test_no_regions_give_no_masks_and_bad_images_are_rejected(image):

@@ -15,12 +15,17 @@ pytest.importorskip('pycocotools')
 import segment  # noqa: E402
 from conftest import ROOT  # noqa: E402
 from seg_bridge.sam import SamMasker  # noqa: E402
-from seg_tiny import save_tiny_clipseg, tiny_sam  # noqa: E402
+from seg_tiny import save_tiny_clipseg, save_tiny_grounding_dino, tiny_sam  # noqa: E402
 
 
 @pytest.fixture(scope='module')
 def clipseg_dir(tmp_path_factory):
   return save_tiny_clipseg(tmp_path_factory.mktemp('clipseg'))
+
+
+@pytest.fixture(scope='module')
+def dino_dir(tmp_path_factory):
+  return save_tiny_grounding_dino(tmp_path_factory.mktemp('dino'))
 
 
 @pytest.fixture
@@ -37,7 +42,7 @@ def photo(path, size=(96, 64), mode='RGB'):
 
 def everything(clipseg_dir, out):
   """Options under which random tiny models still find something: the whole image."""
-  return ['--finder-model', clipseg_dir, '--out', str(out), '--threshold', '0', '--min-peak', '0',
+  return ['--finder-model', clipseg_dir, '--out', str(out), '--threshold', '0', '--min-score', '0',
           '--device', 'cpu']
 
 
@@ -56,6 +61,28 @@ def test_writes_overlay_masks_and_json_with_rle(tmp_path, clipseg_dir, tiny_sam_
   with Image.open(tmp_path / 'out' / 'dog_overlay.png') as overlay:
     assert overlay.size == (96, 64) and overlay.mode == 'RGB'
   assert not [p for p in (tmp_path / 'out').iterdir() if p.name.startswith('.')]
+
+
+def test_grounding_dino_boxes_become_masks(tmp_path, dino_dir, tiny_sam_checkpoints):
+  image = photo(tmp_path / 'cat.png')
+  out = tmp_path / 'out'
+  assert segment.main(['--finder', 'grounding-dino', '--finder-model', dino_dir, '--prompt', 'cat, a skateboard',
+                       '--min-score', '0', '--out', str(out), '--device', 'cpu', image]) == 0
+  record = json.loads((out / 'cat.json').read_text())
+  assert record['instances'] and {i['label'] for i in record['instances']} <= {'cat', 'a skateboard'}
+  assert all((out / i['mask_png']).is_file() for i in record['instances'])
+
+
+def test_prompt_too_long_for_grounding_dino_is_one_line(tmp_path, dino_dir, tiny_sam_checkpoints, capsys):
+  status = segment.main(['--finder', 'grounding-dino', '--finder-model', dino_dir, '--prompt', ', '.join(f'cat{i}' for i in range(20)),
+                         '--out', str(tmp_path / 'out'), photo(tmp_path / 'a.png')])
+  assert status == 2 and 'Grounding DINO reads at most 32' in capsys.readouterr().err
+  assert not (tmp_path / 'out').exists()
+
+
+def test_threshold_is_for_heatmaps_only(tmp_path, capsys):
+  status = segment.main(['--finder', 'grounding-dino', '--threshold', '0.4', '--prompt', 'cat', photo(tmp_path / 'a.png')])
+  assert status == 2 and '--threshold applies to CLIPSeg' in capsys.readouterr().err
 
 
 def test_bad_images_fail_alone_and_the_rest_is_processed(tmp_path, clipseg_dir, tiny_sam_checkpoints, capsys):
