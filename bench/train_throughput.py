@@ -16,25 +16,13 @@ command, commit, device and date.
 """
 
 import argparse
-import datetime
 import json
-import os
-import platform
 import subprocess
 import sys
 import time
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from record import ROOT, write_record
 SHAPE = dict(image_size=32, patch_size=4, dim=192, depth=12, num_heads=3, num_classes=10)
-
-
-def host_cpu() -> str:
-  try:
-    with open('/proc/cpuinfo') as f:
-      model = next(line.split(':', 1)[1].strip() for line in f if line.startswith('model name'))
-  except (OSError, StopIteration):
-    model = platform.processor() or platform.machine()
-  return f'{model}, {os.cpu_count()} cores'
 
 
 def bench_jax(args) -> dict:
@@ -136,15 +124,8 @@ def main():
   ratio = results['jax']['images_per_sec'] / results['timm']['images_per_sec']
   print(f'ratio vit_jax / timm: {ratio:.2f}x')
   if args.out:
-    commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True,
-                            text=True).stdout.strip()
-    record = {'command': 'python ' + ' '.join(sys.argv), 'commit': commit,
-              'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-              'host': host_cpu(), 'model': 'DeiT-Ti/4 (32x32)', 'batch_size': args.batch_size,
-              'dtype': args.dtype, 'torch_compile': args.compile, 'results': results, 'ratio': ratio}
-    from vit_jax.report import atomic_write
-    atomic_write(args.out, (json.dumps(record, indent=2) + '\n').encode())
-
+    write_record(args.out, model='DeiT-Ti/4 (32x32)', batch_size=args.batch_size, dtype=args.dtype,
+                 torch_compile=args.compile, results=results, ratio=ratio)
 
 if __name__ == '__main__':
   main()

@@ -1,0 +1,123 @@
+r"""Wall time of text-prompted segmentation of one image: 1 prompt, 5 prompts,
+and the write-ups' way (finder and SAM run afresh for each prompt).
+
+    python bench/segment_prompts.py --out results/segment_prompts_cpu.json
+    python bench/segment_prompts.py --finder grounding-dino --out results/segment_prompts_dino_cpu.json
+
+The models have their real sizes and random weights (pretrained weights cannot
+be downloaded here; the time does not depend on them): CLIPSeg rd64-refined
+(CLIP ViT-B/16 at 352x352, reduce_dim 64) or Grounding DINO tiny (Swin-T,
+BERT-base, 900 queries, images resized to 800 pixels), saved to a temporary
+folder and loaded back through from_pretrained like a Hub copy, and SAM
+ViT-B. Every prompt is made to match (CLIPSeg threshold 0, Grounding DINO
+min score 0), so SAM always runs: with random weights a real threshold could
+find nothing, skip SAM and flatter the numbers.
+
+Prints the median seconds of each way and the ratios; --out also writes them
+as JSON with command, commit, host and date.
+"""
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+from record import ROOT, write_record
+
+PROMPTS = ['dog', 'skateboard', 'cap', 'person', 'tree']
+
+
+def char_level_tokenizer(kind: str):
+  """A tokenizer for the benchmark's prompts (one token per letter) that
+  saves and loads like the real one; the vocabulary's size does not matter."""
+  import transformers
+  letters = sorted(set(''.join(PROMPTS)))
+  if kind == 'clip':
+    tokens = ['<|startoftext|>', '<|endoftext|>'] + letters + [c + '</w>' for c in letters]
+    return transformers.CLIPTokenizer(vocab={t: i for i, t in enumerate(tokens)}, merges=[])
+  tokens = ['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '.'] + letters + ['##' + c for c in letters]
+  return transformers.BertTokenizer(vocab={t: i for i, t in enumerate(tokens)})
+
+
+def save_random_clipseg(path: str) -> dict:
+  import transformers
+  config = transformers.CLIPSegConfig(vision_config=dict(patch_size=16), reduce_dim=64,
+                                      use_complex_transposed_convolution=True)  # rd64-refined
+  image_processor = transformers.ViTImageProcessor(size={'height': 352, 'width': 352},
+                                                   image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225])
+  transformers.CLIPSegForImageSegmentation(config).save_pretrained(path)
+  transformers.CLIPSegProcessor(image_processor=image_processor, tokenizer=char_level_tokenizer('clip')).save_pretrained(path)
+  return {'threshold': 0.0, 'min_score': 0.0}
+
+
+def save_random_grounding_dino(path: str) -> dict:
+  import transformers
+  transformers.GroundingDinoForObjectDetection(transformers.GroundingDinoConfig()).save_pretrained(path)
+  transformers.GroundingDinoProcessor(image_processor=transformers.GroundingDinoImageProcessor(),
+                                      tokenizer=char_level_tokenizer('bert')).save_pretrained(path)
+  return {'min_score': 0.0}
+
+
+def median_seconds(fn, repeats: int) -> float:
+  fn()  # Warm-up: first-call allocations and kernel selection.
+  times = []
+  for _ in range(repeats):
+    start = time.perf_counter()
+    fn()
+    times.append(time.perf_counter() - start)
+  return statistics.median(times)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--finder', default='clipseg', choices=('clipseg', 'grounding-dino'))
+  parser.add_argument('--repeats', type=int, default=3)
+  parser.add_argument('--size', default='640x480', help='Image width x height.')
+  parser.add_argument('--out', help='Also write the results to this JSON file.')
+  args = parser.parse_args()
+
+  import torch
+  from segment_anything import sam_model_registry
+  from transformers.utils import logging as hf_logging
+  sys.path.insert(0, ROOT)
+  from seg_bridge.finders import make_finder
+  from seg_bridge.pipeline import TextSegmenter
+  from seg_bridge.sam import SamMasker
+
+  hf_logging.disable_progress_bar()
+  torch.manual_seed(0)
+  with tempfile.TemporaryDirectory() as folder:
+    options = (save_random_clipseg if args.finder == 'clipseg' else save_random_grounding_dino)(folder)
+    finder = make_finder(args.finder, folder, 'cpu', **options)
+  segmenter = TextSegmenter(finder, SamMasker(sam_model_registry['vit_b'](checkpoint=None), 'cpu'))
+  width, height = map(int, args.size.split('x'))
+  image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+  def per_prompt():  # The write-ups' way: everything again for each prompt.
+    for prompt in PROMPTS:
+      segmenter.segment(image, [prompt])
+
+  seconds = {
+      'batched_1_prompt': median_seconds(lambda: segmenter.segment(image, PROMPTS[:1]), args.repeats),
+      'batched_5_prompts': median_seconds(lambda: segmenter.segment(image, PROMPTS), args.repeats),
+      'per_prompt_5_prompts': median_seconds(per_prompt, args.repeats),
+  }
+  instances = len(segmenter.segment(image, PROMPTS).instances)
+  ratios = {'5_prompts_over_1': seconds['batched_5_prompts'] / seconds['batched_1_prompt'],
+            'per_prompt_over_batched_5': seconds['per_prompt_5_prompts'] / seconds['batched_5_prompts']}
+  for way, s in seconds.items():
+    print(f'{way:>22}: {s:6.2f} s')
+  print(f'5 prompts cost {ratios["5_prompts_over_1"]:.2f}x one prompt (target <= 1.3); the per-prompt way '
+        f'costs {ratios["per_prompt_over_batched_5"]:.2f}x the batched one. ({instances} instances for 5 prompts)')
+  if args.out:
+    write_record(args.out, finder=args.finder, sam='vit_b', weights='random (real-size architectures)',
+                 image_size=[height, width], prompts=PROMPTS, torch=torch.__version__,
+                 torch_threads=torch.get_num_threads(), repeats=args.repeats, median_seconds=seconds,
+                 ratios=ratios, instances_for_5_prompts=instances)
+
+
+if __name__ == '__main__':
+  main()
