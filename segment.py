@@ -1,4 +1,4 @@
-r"""Text-prompted segmentation of images: CLIPSeg or Grounding DINO finds, SAM outlines.
+r"""Text-prompted segmentation of images: CLIPSeg or Grounding DINO finds, SAM or SAM 2 outlines.
 
     python segment.py --prompt "dog" photo.jpg
     python segment.py --prompt "skateboard, cap" --out results/ photos/ more.png
@@ -13,7 +13,8 @@ Weights: --finder-model is a Hugging Face name (taken from the HF cache;
 default CIDAS/clipseg-rd64-refined or IDEA-Research/grounding-dino-tiny) or a
 folder saved with save_pretrained; --sam-checkpoint is an official SAM .pth
 file (https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth
-for vit_b, sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth for vit_l / vit_h).
+for vit_b, sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth for vit_l / vit_h);
+--sam2-model is a Hugging Face name or folder, like --finder-model.
 """
 
 import argparse
@@ -44,6 +45,9 @@ def parse_args(argv=None):
                       help="The finder's Hugging Face name or local folder (default: its standard checkpoint).")
   parser.add_argument('--sam-checkpoint', default='sam_vit_b_01ec64.pth', help='SAM .pth checkpoint file.')
   parser.add_argument('--sam-type', default='vit_b', choices=('vit_b', 'vit_l', 'vit_h'))
+  parser.add_argument('--sam2-model', default=None,
+                      help='Use SAM 2 instead: a Hugging Face name (e.g. facebook/sam2.1-hiera-large) or a local '
+                           'folder; --sam-checkpoint is then ignored.')
   parser.add_argument('--min-score', type=float, default=None,
                       help="A prompt matches only where the finder's confidence reaches this: the heatmap's "
                            "probability for CLIPSeg (default 0.5), a box's score for Grounding DINO (default 0.35).")
@@ -62,7 +66,9 @@ def main(argv=None) -> int:
   from seg_bridge.images import ImageError, load_image
   from seg_bridge.outputs import write_results
   from seg_bridge.pipeline import PromptError, TextSegmenter, parse_prompts
-  from seg_bridge.sam import ModelNotFoundError, SamMasker
+  from seg_bridge.loading import ModelNotFoundError
+  from seg_bridge.sam import SamMasker
+  from seg_bridge.sam2 import Sam2Masker
 
   try:
     prompts = parse_prompts(args.prompt)
@@ -81,8 +87,10 @@ def main(argv=None) -> int:
       return 2
     options['threshold'] = args.threshold
   try:
-    segmenter = TextSegmenter(make_finder(args.finder, args.finder_model, args.device, **options),
-                              SamMasker.from_checkpoint(args.sam_checkpoint, args.sam_type, args.device))
+    finder = make_finder(args.finder, args.finder_model, args.device, **options)
+    masker = (Sam2Masker.from_pretrained(args.sam2_model, args.device) if args.sam2_model else
+              SamMasker.from_checkpoint(args.sam_checkpoint, args.sam_type, args.device))
+    segmenter = TextSegmenter(finder, masker)
   except ModelNotFoundError as e:
     print(f'error: {e}', file=sys.stderr)
     return 2

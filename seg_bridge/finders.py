@@ -23,24 +23,13 @@ import numpy as np
 
 from seg_bridge.pipeline import PromptError
 from seg_bridge.prompts import Region, heatmap_to_regions
-from seg_bridge.sam import ModelNotFoundError, pick_device
+from seg_bridge.loading import load_pretrained, pick_device
 
 
 @dataclasses.dataclass(frozen=True)
 class Found:
   heatmaps: np.ndarray  # float32 [P, H, W] in [0, 1]: the finder's view, for inspection.
   regions: list[list[Region]]  # Per prompt, best first; empty where the prompt matched nothing.
-
-
-def load_pretrained(cls, name_or_path: str, what: str):
-  """cls.from_pretrained(name_or_path), or one sentence on what to do."""
-  try:
-    return cls.from_pretrained(name_or_path)
-  except (OSError, ValueError) as e:
-    raise ModelNotFoundError(
-        f'{what} {name_or_path!r} is neither a local folder nor in the Hugging Face cache, and could not be '
-        f'downloaded ({str(e).splitlines()[0][:100]}); run once with network access, or pass the path of a '
-        'copy saved with save_pretrained().') from None
 
 
 class ClipSegFinder:

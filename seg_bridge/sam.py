@@ -19,28 +19,13 @@ import os
 import numpy as np
 
 from seg_bridge.images import check_rgb_uint8
+from seg_bridge.loading import ModelNotFoundError, pick_device
 
 SAM_CHECKPOINTS = {
     'vit_b': 'https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth',
     'vit_l': 'https://dl.fbaipublicfiles.com/segment_anything/sam_vit_l_0b3195.pth',
     'vit_h': 'https://dl.fbaipublicfiles.com/segment_anything/sam_vit_h_4b8939.pth',
 }
-
-
-class ModelNotFoundError(FileNotFoundError):
-  """Weights are missing; the message says which and how to get them."""
-
-
-def pick_device(device: str | None = None) -> str:
-  """`device` if given, else CUDA, then Apple MPS, then CPU."""
-  import torch
-  if device:
-    return device
-  if torch.cuda.is_available():
-    return 'cuda'
-  if getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available():
-    return 'mps'
-  return 'cpu'
 
 
 def mask_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -84,7 +69,24 @@ def select_masks(candidates: np.ndarray, predicted_iou: np.ndarray, boxes: np.nd
   return candidates[index, best], predicted_iou[index, best]
 
 
-class SamMasker:
+class Masker:
+  """What SamMasker and Sam2Masker share: `predict` on top of their own
+  `set_image`, `predict_candidates` and `original_size` ((H, W) of the image)."""
+
+  original_size: tuple[int, int]
+
+  def predict(self, boxes: np.ndarray, points: np.ndarray | None = None,
+              region_masks: np.ndarray | None = None):
+    """boxes [K, 4] xyxy, interior points [K, 2] xy or None, the finder's
+    region masks [K, H, W] or None -> (masks bool [K, H, W], SAM's predicted
+    IoU of each [K])."""
+    if len(boxes) == 0:
+      return np.zeros((0, *self.original_size), bool), np.zeros((0,), np.float32)
+    candidates, predicted_iou = self.predict_candidates(np.asarray(boxes), points)
+    return select_masks(candidates, predicted_iou, boxes, region_masks)
+
+
+class SamMasker(Masker):
   """segment-anything's SAM behind a numpy interface, batched over prompts."""
 
   def __init__(self, sam, device: str | None = None):
@@ -115,6 +117,10 @@ class SamMasker:
     check_rgb_uint8(image)
     self.predictor.set_image(image)
 
+  @property
+  def original_size(self) -> tuple[int, int]:
+    return self.predictor.original_size
+
   def predict_candidates(self, boxes: np.ndarray, points: np.ndarray | None = None):
     """boxes [K, 4] xyxy and interior points [K, 2] xy (pixels of the image)
     -> (candidate masks bool [K, 3, H, W], predicted IoU [K, 3])."""
@@ -130,12 +136,3 @@ class SamMasker:
         labels = torch.ones(coords.shape[:2], dtype=torch.int, device=self.device)
       masks, iou, _ = self.predictor.predict_torch(coords, labels, box_t.to(self.device), multimask_output=True)
     return masks.cpu().numpy(), iou.float().cpu().numpy()
-
-  def predict(self, boxes: np.ndarray, points: np.ndarray | None = None,
-              region_masks: np.ndarray | None = None):
-    """-> (masks bool [K, H, W], SAM's predicted IoU of each [K])."""
-    if len(boxes) == 0:
-      h, w = self.predictor.original_size
-      return np.zeros((0, h, w), bool), np.zeros((0,), np.float32)
-    candidates, predicted_iou = self.predict_candidates(np.asarray(boxes), points)
-    return select_masks(candidates, predicted_iou, boxes, region_masks)

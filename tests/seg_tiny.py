@@ -1,4 +1,4 @@
-"""Tiny randomly initialised SAM, CLIPSeg and Grounding DINO models for the seg_bridge tests."""
+"""Tiny randomly initialised SAM, SAM 2, CLIPSeg and Grounding DINO models for the seg_bridge tests."""
 
 import torch
 import transformers
@@ -74,4 +74,20 @@ def save_tiny_grounding_dino(path):
   processor = transformers.GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
   model.save_pretrained(path)
   processor.save_pretrained(path)
+  return str(path)
+
+
+def save_tiny_sam2(path):
+  """A tiny random SAM 2 (transformers) with its processor, saved to `path` like a Hub copy."""
+  torch.manual_seed(0)
+  dims = [8, 16, 32, 64]
+  backbone = transformers.Sam2HieraDetConfig(
+      hidden_size=dims[0], blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=dims,
+      num_attention_heads_per_stage=[1, 1, 1, 1], window_size_per_stage=[8, 4, 4, 4], global_attention_blocks=[3])
+  config = transformers.Sam2Config(
+      vision_config=dict(backbone_config=backbone, backbone_channel_list=dims[::-1], fpn_hidden_size=32),
+      prompt_encoder_config=dict(hidden_size=32),
+      mask_decoder_config=dict(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32))
+  transformers.Sam2Model(config).save_pretrained(path)
+  transformers.Sam2Processor(image_processor=transformers.Sam2ImageProcessor()).save_pretrained(path)
   return str(path)

@@ -9,7 +9,7 @@ transformers = pytest.importorskip('transformers')
 
 from seg_bridge.finders import (ClipSegFinder, GroundingDinoFinder, box_heatmaps, make_finder,  # noqa: E402
                                 phrase_spans)
-from seg_bridge.sam import ModelNotFoundError  # noqa: E402
+from seg_bridge.loading import ModelNotFoundError  # noqa: E402
 from seg_tiny import save_tiny_clipseg, save_tiny_grounding_dino  # noqa: E402
 
 

@@ -9,7 +9,8 @@ segment_anything = pytest.importorskip('segment_anything')
 
 from segment_anything import SamPredictor  # noqa: E402
 
-from seg_bridge.sam import ModelNotFoundError, SamMasker, box_iou, mask_boxes, mask_iou, select_masks  # noqa: E402
+from seg_bridge.loading import ModelNotFoundError  # noqa: E402
+from seg_bridge.sam import SamMasker, box_iou, mask_boxes, mask_iou, select_masks  # noqa: E402
 from seg_tiny import tiny_sam  # noqa: E402
 
 

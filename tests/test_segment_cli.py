@@ -15,7 +15,7 @@ pytest.importorskip('pycocotools')
 import segment  # noqa: E402
 from conftest import ROOT  # noqa: E402
 from seg_bridge.sam import SamMasker  # noqa: E402
-from seg_tiny import save_tiny_clipseg, save_tiny_grounding_dino, tiny_sam  # noqa: E402
+from seg_tiny import save_tiny_clipseg, save_tiny_grounding_dino, save_tiny_sam2, tiny_sam  # noqa: E402
 
 
 @pytest.fixture(scope='module')
@@ -71,6 +71,15 @@ def test_grounding_dino_boxes_become_masks(tmp_path, dino_dir, tiny_sam_checkpoi
   record = json.loads((out / 'cat.json').read_text())
   assert record['instances'] and {i['label'] for i in record['instances']} <= {'cat', 'a skateboard'}
   assert all((out / i['mask_png']).is_file() for i in record['instances'])
+
+
+def test_sam2_instead_of_sam(tmp_path, clipseg_dir):
+  sam2_dir = save_tiny_sam2(tmp_path / 'sam2')
+  out = tmp_path / 'out'
+  assert segment.main(['--prompt', 'dog', photo(tmp_path / 'dog.png'), '--sam2-model', sam2_dir,
+                       '--sam-checkpoint', str(tmp_path / 'unused.pth'), *everything(clipseg_dir, out)]) == 0
+  record = json.loads((out / 'dog.json').read_text())
+  assert [i['label'] for i in record['instances']] == ['dog']
 
 
 def test_prompt_too_long_for_grounding_dino_is_one_line(tmp_path, dino_dir, tiny_sam_checkpoints, capsys):
