@@ -19,15 +19,18 @@ def host_cpu() -> str:
   return f'{model}, {os.cpu_count()} cores'
 
 
-def write_record(path: str, **fields) -> None:
-  """Writes fields, after the command, commit, date and host, to JSON at `path` atomically."""
+def provenance() -> dict:
+  """Command, commit, date and host; call it when the run starts, so that the
+  commit is the code that ran even if the tree changes meanwhile."""
+  git = lambda *args: subprocess.run(['git', *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+  dirty = git('status', '--porcelain', '--untracked-files=no')
+  return {'command': 'python ' + ' '.join(sys.argv),
+          'commit': git('rev-parse', '--short', 'HEAD') + (' + uncommitted changes' if dirty else ''),
+          'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), 'host': host_cpu()}
+
+
+def write_record(path: str, started: dict, **fields) -> None:
+  """Writes provenance() taken at the start, then `fields`, to JSON at `path` atomically."""
   sys.path.insert(0, ROOT)
   from vit_jax.report import atomic_write
-  commit = subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True,
-                          text=True).stdout.strip()
-  dirty = subprocess.run(['git', 'status', '--porcelain', '--untracked-files=no'], cwd=ROOT, capture_output=True,
-                         text=True).stdout.strip()
-  record = {'command': 'python ' + ' '.join(sys.argv), 'commit': commit + ('+uncommitted changes' if dirty else ''),
-            'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'),
-            'host': host_cpu(), **fields}
-  atomic_write(path, (json.dumps(record, indent=2) + '\n').encode())
+  atomic_write(path, (json.dumps({**started, **fields}, indent=2) + '\n').encode())

@@ -25,7 +25,7 @@ import time
 
 import numpy as np
 
-from record import ROOT, write_record
+from record import ROOT, provenance, write_record
 
 PROMPTS = ['dog', 'skateboard', 'cap', 'person', 'tree']
 
@@ -78,6 +78,7 @@ def main():
   parser.add_argument('--size', default='640x480', help='Image width x height.')
   parser.add_argument('--out', help='Also write the results to this JSON file.')
   args = parser.parse_args()
+  started = provenance()
 
   import torch
   from segment_anything import sam_model_registry
@@ -113,7 +114,7 @@ def main():
   print(f'5 prompts cost {ratios["5_prompts_over_1"]:.2f}x one prompt (target <= 1.3); the per-prompt way '
         f'costs {ratios["per_prompt_over_batched_5"]:.2f}x the batched one. ({instances} instances for 5 prompts)')
   if args.out:
-    write_record(args.out, finder=args.finder, sam='vit_b', weights='random (real-size architectures)',
+    write_record(args.out, started, finder=args.finder, sam='vit_b', weights='random (real-size architectures)',
                  image_size=[height, width], prompts=PROMPTS, torch=torch.__version__,
                  torch_threads=torch.get_num_threads(), repeats=args.repeats, median_seconds=seconds,
                  ratios=ratios, instances_for_5_prompts=instances)

@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from record import ROOT, write_record
+from record import ROOT, provenance, write_record
 SHAPE = dict(image_size=32, patch_size=4, dim=192, depth=12, num_heads=3, num_classes=10)
 
 
@@ -112,7 +112,7 @@ def main():
   if args.impl:
     print(json.dumps((bench_jax if args.impl == 'jax' else bench_timm)(args)))
     return
-
+  started = provenance()
   results = {}
   for impl in ('jax', 'timm'):
     cmd = [sys.executable, __file__, '--impl', impl, *sys.argv[1:]]
@@ -124,7 +124,7 @@ def main():
   ratio = results['jax']['images_per_sec'] / results['timm']['images_per_sec']
   print(f'ratio vit_jax / timm: {ratio:.2f}x')
   if args.out:
-    write_record(args.out, model='DeiT-Ti/4 (32x32)', batch_size=args.batch_size, dtype=args.dtype,
+    write_record(args.out, started, model='DeiT-Ti/4 (32x32)', batch_size=args.batch_size, dtype=args.dtype,
                  torch_compile=args.compile, results=results, ratio=ratio)
 
 if __name__ == '__main__':
