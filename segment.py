@@ -2,10 +2,11 @@ r"""Text-prompted segmentation of images: CLIPSeg or Grounding DINO finds, SAM o
 
     python segment.py --prompt "dog" photo.jpg
     python segment.py --prompt "skateboard, cap" --out results/ photos/ more.png
-    python segment.py --finder grounding-dino --prompt "cat, remote control" photo.jpg
+    python segment.py --finder grounding-dino --prompt "cat, remote control" https://example.com/cat.jpg
 
 For each image writes NAME_overlay.png, NAME_mask_K.png per instance and
-NAME.json (labels, scores, xyxy boxes, COCO RLE masks) into --out. An image
+NAME.json (labels, scores, xyxy boxes, COCO RLE masks) into --out; NAME is
+the file's stem, with _2, _3 ... where two images share one. An image
 that cannot be read is reported in one line and skipped; the exit status is
 non-zero if any image failed.
 
@@ -20,11 +21,13 @@ for vit_b, sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth for vit_l / vit_h);
 import argparse
 import os
 import sys
+import urllib.parse
 
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')
 
 
 def image_paths(inputs: list[str]) -> list[str]:
+  """Files, http(s) URLs, and the images in folders."""
   paths = []
   for item in inputs:
     if os.path.isdir(item):
@@ -34,9 +37,20 @@ def image_paths(inputs: list[str]) -> list[str]:
   return paths
 
 
+def output_names(paths: list[str]) -> list[str]:
+  """Each image's file stem, made unique: a/dog.jpg, b/dog.png -> dog, dog_2."""
+  names, seen = [], {}
+  for path in paths:
+    stem = os.path.splitext(os.path.basename(urllib.parse.urlparse(path).path if '://' in path else path))[0]
+    stem = stem or 'image'
+    seen[stem] = seen.get(stem, 0) + 1
+    names.append(stem if seen[stem] == 1 else f'{stem}_{seen[stem]}')
+  return names
+
+
 def parse_args(argv=None):
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('images', nargs='+', help='Image files or folders of images.')
+  parser.add_argument('images', nargs='+', help='Image files, folders of images, or http(s) URLs.')
   parser.add_argument('--prompt', required=True, help='What to segment; several objects separated by commas.')
   parser.add_argument('--out', default='segment_out', help='Output folder (default: segment_out).')
   parser.add_argument('--finder', default='clipseg', choices=('clipseg', 'grounding-dino'),
@@ -96,8 +110,7 @@ def main(argv=None) -> int:
     return 2
 
   failures = 0
-  for path in tqdm(paths, unit='image', disable=len(paths) < 2):
-    name = os.path.splitext(os.path.basename(path))[0]
+  for path, name in tqdm(zip(paths, output_names(paths)), total=len(paths), unit='image', disable=len(paths) < 2):
     try:
       image = load_image(path)
       result = segmenter.segment(image, prompts)

@@ -1,3 +1,3 @@
-"""Text-prompted segmentation: a finder (CLIPSeg) turns words into regions, SAM
-turns regions into masks; see seg_bridge.pipeline.TextSegmenter and segment.py.
-Not written yet (issue 3): the Grounding DINO finder, SAM 2, the benchmark."""
+"""Text-prompted segmentation: a finder (CLIPSeg heatmaps or Grounding DINO
+boxes) turns words into regions, SAM or SAM 2 turns regions into masks; see
+seg_bridge.pipeline.TextSegmenter and segment.py."""

@@ -49,3 +49,21 @@ def tiny_config(**overrides):
 @pytest.fixture
 def config_factory():
   return tiny_config
+
+
+@pytest.fixture
+def http_folder(tmp_path):
+  """Serves tmp_path at http://127.0.0.1:PORT/ for the test."""
+  import functools
+  import http.server
+  import threading
+  class QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args):
+      pass
+
+  server = http.server.ThreadingHTTPServer(('127.0.0.1', 0),
+                                           functools.partial(QuietHandler, directory=str(tmp_path)))
+  threading.Thread(target=server.serve_forever, daemon=True).start()
+  yield tmp_path, f'http://127.0.0.1:{server.server_address[1]}'
+  server.shutdown()
+  server.server_close()

@@ -59,3 +59,17 @@ def test_not_an_image_truncated_missing_and_huge_are_one_sentence(tmp_path):
     load_image(str(tmp_path / 'missing.png'))
   with pytest.raises(ImageError, match='larger than'):
     load_image(save(tmp_path, 'big.png', Image.new('RGB', (3000, 1000))), max_pixels=2_000_000)
+
+
+def test_urls_are_read_and_bad_urls_are_one_sentence(http_folder):
+  folder, url = http_folder
+  array = np.random.default_rng(0).integers(0, 256, (20, 30, 3), dtype=np.uint8)
+  Image.fromarray(array).save(folder / 'photo.png')
+  (folder / 'notes.txt').write_text('not an image')
+  np.testing.assert_array_equal(load_image(f'{url}/photo.png'), array)
+  with pytest.raises(ImageError, match=r'/missing.png: could not download it \(HTTP 404 '):
+    load_image(f'{url}/missing.png')
+  with pytest.raises(ImageError, match='notes.txt: not a readable image'):
+    load_image(f'{url}/notes.txt')
+  with pytest.raises(ImageError, match=r'could not download it \(.*refused'):
+    load_image('http://127.0.0.1:1/photo.png')  # Nothing listens there.

@@ -107,6 +107,19 @@ def test_bad_images_fail_alone_and_the_rest_is_processed(tmp_path, clipseg_dir, 
   assert 'gray.json' in names and 'rgba.json' in names and not any(n.startswith('broken') for n in names)
 
 
+def test_images_by_url(http_folder, clipseg_dir, tiny_sam_checkpoints):
+  folder, url = http_folder
+  photo(folder / 'dog.jpg')
+  status = segment.main(['--prompt', 'dog', f'{url}/dog.jpg', f'{url}/gone.jpg', *everything(clipseg_dir, folder / 'out')])
+  assert status == 1  # gone.jpg failed; dog.jpg was still segmented.
+  assert (folder / 'out' / 'dog.json').is_file() and not (folder / 'out' / 'gone.json').exists()
+
+
+def test_output_names_are_unique_stems():
+  paths = ['a/dog.jpg', 'b/dog.png', 'https://example.com/x/cat.jpg?size=2', 'https://example.com/', 'c/dog.tif']
+  assert segment.output_names(paths) == ['dog', 'dog_2', 'cat', 'image', 'dog_3']
+
+
 @pytest.mark.parametrize('prompt', ['', '   ', ', ,'])
 def test_empty_prompt_is_one_line_and_writes_nothing(tmp_path, prompt, capsys):
   status = segment.main(['--prompt', prompt, photo(tmp_path / 'a.png'), '--out', str(tmp_path / 'out')])
