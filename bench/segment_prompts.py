@@ -16,8 +16,9 @@ random weights a real threshold could find nothing, skip SAM and flatter the
 numbers, while random boxes by the dozen would time SAM's decoder per
 instance (--max-per-prompt 16 shows that cost), not the prompts.
 
-Prints the median seconds of each way and the ratios; --out also writes them
-as JSON with command, commit, host and date.
+The three ways run in turns, --repeats times, and each way's median counts;
+prints the medians and their ratios; --out also writes them, and every
+single time, as JSON with command, commit, host and date.
 """
 
 import argparse
@@ -64,14 +65,18 @@ def save_random_grounding_dino(path: str, max_per_prompt: int) -> dict:
   return {'min_score': 0.0, 'max_per_prompt': max_per_prompt}
 
 
-def median_seconds(fn, repeats: int) -> float:
-  fn()  # Warm-up: first-call allocations and kernel selection.
-  times = []
+def time_in_turns(ways: dict, repeats: int) -> dict[str, list[float]]:
+  """Seconds of each way, run in turns (a, b, c, a, b, c, ...) after one
+  warm-up each, so that a shared machine's drift hits every way alike."""
+  for fn in ways.values():
+    fn()  # First-call allocations and kernel selection.
+  seconds = {name: [] for name in ways}
   for _ in range(repeats):
-    start = time.perf_counter()
-    fn()
-    times.append(time.perf_counter() - start)
-  return statistics.median(times)
+    for name, fn in ways.items():
+      start = time.perf_counter()
+      fn()
+      seconds[name].append(time.perf_counter() - start)
+  return seconds
 
 
 def main():
@@ -108,11 +113,10 @@ def main():
     for prompt in PROMPTS:
       segmenter.segment(image, [prompt])
 
-  seconds = {
-      'batched_1_prompt': median_seconds(lambda: segmenter.segment(image, PROMPTS[:1]), args.repeats),
-      'batched_5_prompts': median_seconds(lambda: segmenter.segment(image, PROMPTS), args.repeats),
-      'per_prompt_5_prompts': median_seconds(per_prompt, args.repeats),
-  }
+  each = time_in_turns({'batched_1_prompt': lambda: segmenter.segment(image, PROMPTS[:1]),
+                        'batched_5_prompts': lambda: segmenter.segment(image, PROMPTS),
+                        'per_prompt_5_prompts': per_prompt}, args.repeats)
+  seconds = {way: statistics.median(times) for way, times in each.items()}
   instances = {'1_prompt': len(segmenter.segment(image, PROMPTS[:1]).instances),
                '5_prompts': len(segmenter.segment(image, PROMPTS).instances)}
   ratios = {'5_prompts_over_1': seconds['batched_5_prompts'] / seconds['batched_1_prompt'],
@@ -124,7 +128,7 @@ def main():
   if args.out:
     write_record(args.out, started, finder=args.finder, sam='vit_b', weights='random (real-size architectures)',
                  image_size=[height, width], prompts=PROMPTS, torch=torch.__version__,
-                 torch_threads=torch.get_num_threads(), repeats=args.repeats, median_seconds=seconds,
+                 torch_threads=torch.get_num_threads(), repeats=args.repeats, median_seconds=seconds, seconds_each=each,
                  ratios=ratios, instances=instances, finder_options=options)
 
 

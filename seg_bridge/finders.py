@@ -132,6 +132,8 @@ class GroundingDinoFinder:
     caption, char_spans = self.caption(prompts)
     tokens = self.processor.tokenizer(caption, return_offsets_mapping=True)
     spans = phrase_spans(tokens['offset_mapping'], char_spans)
+    if not all(spans):
+      raise PromptError(f'Grounding DINO reads no words in {prompts[spans.index([])]!r}; use letters or digits.')
     limit = self.model.config.max_text_len
     if len(tokens['input_ids']) > limit:
       raise PromptError(f'the prompts are {len(tokens["input_ids"])} tokens long; Grounding DINO reads at most '

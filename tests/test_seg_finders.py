@@ -1,6 +1,8 @@
 """seg_bridge finders on tiny randomly initialised models saved and loaded
 back by path (the real from_pretrained code; no downloads)."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -95,6 +97,8 @@ def test_grounding_dino_rejects_prompts_longer_than_it_reads(dino_dir, image):
   finder = GroundingDinoFinder(dino_dir, device='cpu')
   with pytest.raises(ValueError, match='at most 32'):
     finder.find(image, ['dog cat cap'] * 10)
+  with pytest.raises(ValueError, match=re.escape(f"reads no words in {chr(0)!r}")):
+    finder.find(image, ['dog', '\x00'])
 
 
 def test_make_finder_by_name(clipseg_dir, dino_dir):
