@@ -37,7 +37,7 @@ class Segmentation:
 
 
 class PromptError(ValueError):
-  """The prompts cannot be used (empty, or too long for the finder)."""
+  """The prompts cannot be used: empty, or too long or unreadable for the finder."""
 
 
 def parse_prompts(text: str | list[str]) -> list[str]:

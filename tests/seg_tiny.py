@@ -17,6 +17,13 @@ def tiny_sam(seed=0):
   return Sam(encoder, prompts, decoder, pixel_mean=[123.675, 116.28, 103.53], pixel_std=[58.395, 57.12, 57.375])
 
 
+def save_like_the_hub(path, model, processor) -> str:
+  """Saves a model and its processor to `path` as a Hub copy is laid out; returns the path."""
+  model.save_pretrained(path)
+  processor.save_pretrained(path)
+  return str(path)
+
+
 WORDS = ['dog', 'cat', 'cap', 'skateboard', 'a', 'photo', 'of']
 
 
@@ -51,9 +58,7 @@ def save_tiny_clipseg(path):
   image_processor = transformers.ViTImageProcessor(size={'height': 64, 'width': 64},
                                                    image_mean=[0.481, 0.458, 0.408], image_std=[0.269, 0.261, 0.276])
   processor = transformers.CLIPSegProcessor(image_processor=image_processor, tokenizer=tokenizer)
-  model.save_pretrained(path)
-  processor.save_pretrained(path)
-  return str(path)
+  return save_like_the_hub(path, model, processor)
 
 
 def save_tiny_grounding_dino(path):
@@ -72,9 +77,7 @@ def save_tiny_grounding_dino(path):
   model = transformers.GroundingDinoForObjectDetection(config)
   image_processor = transformers.GroundingDinoImageProcessor(size={'shortest_edge': 64, 'longest_edge': 96})
   processor = transformers.GroundingDinoProcessor(image_processor=image_processor, tokenizer=tokenizer)
-  model.save_pretrained(path)
-  processor.save_pretrained(path)
-  return str(path)
+  return save_like_the_hub(path, model, processor)
 
 
 def save_tiny_sam2(path):
@@ -88,6 +91,5 @@ def save_tiny_sam2(path):
       vision_config=dict(backbone_config=backbone, backbone_channel_list=dims[::-1], fpn_hidden_size=32),
       prompt_encoder_config=dict(hidden_size=32),
       mask_decoder_config=dict(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32))
-  transformers.Sam2Model(config).save_pretrained(path)
-  transformers.Sam2Processor(image_processor=transformers.Sam2ImageProcessor()).save_pretrained(path)
-  return str(path)
+  return save_like_the_hub(path, transformers.Sam2Model(config),
+                           transformers.Sam2Processor(image_processor=transformers.Sam2ImageProcessor()))
