@@ -3,6 +3,11 @@ when weights are missing."""
 
 from __future__ import annotations
 
+import os
+import socket
+import textwrap
+import urllib.parse
+
 
 class ModelNotFoundError(FileNotFoundError):
   """Weights are missing; the message says which and how to get them."""
@@ -20,12 +25,46 @@ def pick_device(device: str | None = None) -> str:
   return 'cpu'
 
 
-def load_pretrained(cls, name_or_path: str, what: str):
-  """cls.from_pretrained(name_or_path), or one sentence on what to do."""
+def hub_reachable(timeout: float = 3.0) -> bool:
+  """False when offline mode is set or the Hugging Face endpoint cannot be
+  reached in a few seconds (instead of minutes of download retries)."""
+  from huggingface_hub import constants
+  if constants.HF_HUB_OFFLINE:
+    return False
+  if any(os.environ.get(v) for v in ('HTTPS_PROXY', 'https_proxy', 'ALL_PROXY')):
+    return True  # Behind a proxy a direct connection says nothing; let the download try.
+  endpoint = urllib.parse.urlparse(constants.ENDPOINT)
   try:
-    return cls.from_pretrained(name_or_path)
+    socket.create_connection((endpoint.hostname, endpoint.port or 443), timeout=timeout).close()
+    return True
+  except OSError:
+    return False
+
+
+def _reason(error: Exception) -> str:
+  return textwrap.shorten(str(error).splitlines()[0] if str(error) else type(error).__name__, 120, placeholder=' ...')
+
+
+def load_pretrained(cls, name_or_path: str, what: str):
+  """cls.from_pretrained(name_or_path) from a folder, the HF cache, or a
+  download; or one sentence on what to do."""
+  path = os.path.expanduser(name_or_path)
+  if name_or_path.startswith(('/', './', '../', '~')) and not os.path.isdir(path):
+    raise ModelNotFoundError(f'{what} folder {name_or_path!r} does not exist; pass the folder of a copy saved with '
+                             'save_pretrained(), or a Hugging Face name.')
+  try:
+    return cls.from_pretrained(path, local_files_only=True)  # A folder, or the HF cache: no network.
   except (OSError, ValueError) as e:
+    if os.path.isdir(path):
+      raise ModelNotFoundError(f'{what} folder {name_or_path!r} cannot be loaded ({_reason(e)}); it must hold a '
+                               'copy saved with save_pretrained().') from None
+  if not hub_reachable():
     raise ModelNotFoundError(
-        f'{what} {name_or_path!r} is neither a local folder nor in the Hugging Face cache, and could not be '
-        f'downloaded ({str(e).splitlines()[0][:100]}); run once with network access, or pass the path of a '
-        'copy saved with save_pretrained().') from None
+        f'{what} {name_or_path!r} is neither a local folder nor in the Hugging Face cache, and the Hub cannot be '
+        'reached; run once with network access (it is then cached), or pass the path of a copy saved with '
+        'save_pretrained().')
+  try:
+    return cls.from_pretrained(path)
+  except (OSError, ValueError) as e:
+    raise ModelNotFoundError(f'{what} {name_or_path!r} could not be downloaded ({_reason(e)}); check the name, or '
+                             'pass the path of a copy saved with save_pretrained().') from None

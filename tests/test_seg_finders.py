@@ -11,6 +11,7 @@ transformers = pytest.importorskip('transformers')
 
 from seg_bridge.finders import (ClipSegFinder, GroundingDinoFinder, box_heatmaps, make_finder,  # noqa: E402
                                 phrase_spans)
+from seg_bridge import loading  # noqa: E402
 from seg_bridge.loading import ModelNotFoundError  # noqa: E402
 from seg_tiny import save_tiny_clipseg, save_tiny_grounding_dino  # noqa: E402
 
@@ -110,6 +111,8 @@ def test_make_finder_by_name(clipseg_dir, dino_dir):
 
 @pytest.mark.parametrize('name, what', [('clipseg', 'CLIPSeg'), ('grounding-dino', 'Grounding DINO')])
 def test_missing_model_is_one_sentence(tmp_path, monkeypatch, name, what):
-  monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+  monkeypatch.setattr(loading, 'hub_reachable', lambda: False)  # As on a machine without network.
   with pytest.raises(ModelNotFoundError, match=f'{what} processor .* is neither a local folder nor in the Hugging'):
+    make_finder(name, 'no-such-org/no-such-model', 'cpu')
+  with pytest.raises(ModelNotFoundError, match=f'{what} processor folder .* does not exist'):
     make_finder(name, str(tmp_path / 'no-such-model'), 'cpu')

@@ -7,6 +7,7 @@ import pytest
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
 
+from seg_bridge import loading  # noqa: E402
 from seg_bridge.loading import ModelNotFoundError  # noqa: E402
 from seg_bridge.sam2 import Sam2Masker  # noqa: E402
 from seg_tiny import save_tiny_sam2  # noqa: E402
@@ -58,6 +59,6 @@ def test_predicting_before_set_image_and_bad_images_are_clear_errors(tmp_path):
 
 
 def test_missing_model_is_one_sentence(tmp_path, monkeypatch):
-  monkeypatch.setenv('HF_HUB_OFFLINE', '1')
+  monkeypatch.setattr(loading, 'hub_reachable', lambda: False)  # As on a machine without network.
   with pytest.raises(ModelNotFoundError, match='SAM 2 model .* is neither a local folder nor in the Hugging Face'):
-    Sam2Masker.from_pretrained(str(tmp_path / 'no-sam2'), device='cpu')
+    Sam2Masker.from_pretrained('no-such-org/no-sam2', device='cpu')
