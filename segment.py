@@ -39,12 +39,14 @@ def image_paths(inputs: list[str]) -> list[str]:
 
 def output_names(paths: list[str]) -> list[str]:
   """Each image's file stem, made unique: a/dog.jpg, b/dog.png -> dog, dog_2."""
-  names, seen = [], {}
+  names = []
   for path in paths:
     stem = os.path.splitext(os.path.basename(urllib.parse.urlparse(path).path if '://' in path else path))[0]
-    stem = stem or 'image'
-    seen[stem] = seen.get(stem, 0) + 1
-    names.append(stem if seen[stem] == 1 else f'{stem}_{seen[stem]}')
+    name, k = stem or 'image', 1
+    while name in names:
+      k += 1
+      name = f'{stem or "image"}_{k}'
+    names.append(name)
   return names
 
 

@@ -118,6 +118,7 @@ def test_images_by_url(http_folder, clipseg_dir, tiny_sam_checkpoints):
 def test_output_names_are_unique_stems():
   paths = ['a/dog.jpg', 'b/dog.png', 'https://example.com/x/cat.jpg?size=2', 'https://example.com/', 'c/dog.tif']
   assert segment.output_names(paths) == ['dog', 'dog_2', 'cat', 'image', 'dog_3']
+  assert segment.output_names(['dog_2.png', 'a/dog.jpg', 'b/dog.jpg']) == ['dog_2', 'dog', 'dog_3']
 
 
 @pytest.mark.parametrize('prompt', ['', '   ', ', ,'])
