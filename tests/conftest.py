@@ -67,3 +67,17 @@ def http_folder(tmp_path):
   yield tmp_path, f'http://127.0.0.1:{server.server_address[1]}'
   server.shutdown()
   server.server_close()
+
+
+@pytest.fixture(scope='session')
+def clipseg_dir(tmp_path_factory):
+  """A tiny random CLIPSeg saved like a Hub copy (seg_tiny imports torch, so only on use)."""
+  from seg_tiny import save_tiny_clipseg
+  return save_tiny_clipseg(tmp_path_factory.mktemp('clipseg'))
+
+
+@pytest.fixture(scope='session')
+def dino_dir(tmp_path_factory):
+  """A tiny random Grounding DINO saved like a Hub copy."""
+  from seg_tiny import save_tiny_grounding_dino
+  return save_tiny_grounding_dino(tmp_path_factory.mktemp('dino'))

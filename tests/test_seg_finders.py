@@ -13,17 +13,6 @@ from seg_bridge.finders import (ClipSegFinder, GroundingDinoFinder, box_heatmaps
                                 phrase_spans)
 from seg_bridge import loading  # noqa: E402
 from seg_bridge.loading import ModelNotFoundError  # noqa: E402
-from seg_tiny import save_tiny_clipseg, save_tiny_grounding_dino  # noqa: E402
-
-
-@pytest.fixture(scope='module')
-def clipseg_dir(tmp_path_factory):
-  return save_tiny_clipseg(tmp_path_factory.mktemp('clipseg'))
-
-
-@pytest.fixture(scope='module')
-def dino_dir(tmp_path_factory):
-  return save_tiny_grounding_dino(tmp_path_factory.mktemp('dino'))
 
 
 @pytest.fixture

@@ -15,17 +15,7 @@ pytest.importorskip('pycocotools')
 import segment  # noqa: E402
 from conftest import ROOT  # noqa: E402
 from seg_bridge.sam import SamMasker  # noqa: E402
-from seg_tiny import save_tiny_clipseg, save_tiny_grounding_dino, save_tiny_sam2, tiny_sam  # noqa: E402
-
-
-@pytest.fixture(scope='module')
-def clipseg_dir(tmp_path_factory):
-  return save_tiny_clipseg(tmp_path_factory.mktemp('clipseg'))
-
-
-@pytest.fixture(scope='module')
-def dino_dir(tmp_path_factory):
-  return save_tiny_grounding_dino(tmp_path_factory.mktemp('dino'))
+from seg_tiny import save_tiny_sam2, tiny_sam  # noqa: E402
 
 
 @pytest.fixture
