@@ -4,11 +4,16 @@ r"""Text-prompted segmentation of images: CLIPSeg or Grounding DINO finds, SAM o
     python segment.py --prompt "skateboard, cap" --out results/ photos/ more.png
     python segment.py --finder grounding-dino --prompt "cat, remote control" https://example.com/cat.jpg
 
-For each image writes NAME_overlay.png, NAME_mask_K.png per instance and
-NAME.json (labels, scores, xyxy boxes, COCO RLE masks) into --out; NAME is
-the file's stem, with _2, _3 ... where two images share one. An image
-that cannot be read is reported in one line and skipped; the exit status is
-non-zero if any image failed.
+For each image writes a folder --out/NAME/ holding overlay.png, mask_K.png per
+instance and result.json (labels, scores, xyxy boxes, COCO RLE masks); NAME
+is the file's stem, with _2, _3 ... where it is taken. A folder appears
+complete or not at all, even if the run is killed. Images already done with
+the same settings by an earlier run are skipped (--redo does them again), so
+after an interruption the same command finishes the rest.
+
+Exit status: 0 all done; 1 some images could not be read or segmented (each
+said in one line, the others done); 2 nothing done: a bad option, prompt,
+--out or weights; 130 Ctrl-C, 143 SIGTERM (finished images are kept).
 
 Weights: --finder-model is a Hugging Face name (taken from the HF cache;
 default CIDAS/clipseg-rd64-refined or IDEA-Research/grounding-dino-tiny) or a
@@ -19,6 +24,8 @@ for vit_b, sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth for vit_l / vit_h);
 """
 
 import argparse
+import collections
+import math
 import os
 import sys
 import urllib.parse
@@ -26,35 +33,68 @@ import urllib.parse
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')
 
 
-def image_paths(inputs: list[str]) -> list[str]:
-  """Files, http(s) URLs, and the images in folders."""
-  paths = []
+def image_paths(inputs: list[str]) -> tuple[list[str], list[str]]:
+  """Files, http(s) URLs, and the images in folders, each once; and a line
+  for each folder that cannot be listed."""
+  paths, errors = [], []
   for item in inputs:
     if os.path.isdir(item):
-      paths += sorted(os.path.join(item, n) for n in os.listdir(item) if n.lower().endswith(IMAGE_SUFFIXES))
+      try:
+        paths += sorted(os.path.join(item, n) for n in os.listdir(item) if n.lower().endswith(IMAGE_SUFFIXES))
+      except OSError as e:
+        errors.append(f'{item}: cannot list the folder ({e.strerror or e}).')
     else:
       paths.append(item)
-  return paths
+  return list(dict.fromkeys(paths)), errors
 
 
-def output_names(paths: list[str]) -> list[str]:
-  """Each image's file stem, made unique: a/dog.jpg, b/dog.png -> dog, dog_2."""
-  names = []
-  for path in paths:
-    stem = os.path.splitext(os.path.basename(urllib.parse.urlparse(path).path if '://' in path else path))[0]
-    name, k = stem or 'image', 1
-    while name in names:
-      k += 1
-      name = f'{stem or "image"}_{k}'
-    names.append(name)
-  return names
+def source_of(path: str) -> str:
+  """What identifies an image across runs: its URL, or its absolute path."""
+  return path if '://' in path else os.path.realpath(path)
+
+
+def stem_of(path: str) -> str:
+  return os.path.splitext(os.path.basename(urllib.parse.urlparse(path).path if '://' in path else path))[0]
+
+
+def unit_interval(text: str) -> float:
+  """argparse type: a number in [0, 1]."""
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
+  if not (math.isfinite(value) and 0.0 <= value <= 1.0):
+    raise argparse.ArgumentTypeError(f'{text} is not in [0, 1]')
+  return value
+
+
+def check_out(path: str) -> None:
+  """Fails early, before models load and without writing, where --out cannot
+  be a folder this process can write into."""
+  existing = os.path.abspath(path)
+  while not os.path.exists(existing):
+    existing = os.path.dirname(existing)
+  if not os.path.isdir(existing):
+    where = 'is a file' if existing == os.path.abspath(path) else f'lies under the file {existing!r}'
+    raise ValueError(f'--out {path!r} {where}; give a folder.')
+  if not os.access(existing, os.W_OK | os.X_OK):
+    raise ValueError(f'--out {path!r}: no permission to write in {existing!r}; give a folder you can write to.')
+
+
+class OneLineParser(argparse.ArgumentParser):
+  """argparse whose usage errors are one line (exit status 2), not the whole usage."""
+
+  def error(self, message):
+    self.exit(2, f'error: {message} (see --help).\n')
 
 
 def parse_args(argv=None):
-  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser = OneLineParser(description=__doc__.split('\n')[0])
   parser.add_argument('images', nargs='+', help='Image files, folders of images, or http(s) URLs.')
   parser.add_argument('--prompt', required=True, help='What to segment; several objects separated by commas.')
   parser.add_argument('--out', default='segment_out', help='Output folder (default: segment_out).')
+  parser.add_argument('--redo', action='store_true',
+                      help='Segment again the images an earlier run already did with the same settings.')
   parser.add_argument('--finder', default='clipseg', choices=('clipseg', 'grounding-dino'),
                       help='What turns the words into regions: CLIPSeg heatmaps or Grounding DINO boxes.')
   parser.add_argument('--finder-model', default=None,
@@ -64,70 +104,121 @@ def parse_args(argv=None):
   parser.add_argument('--sam2-model', default=None,
                       help='Use SAM 2 instead: a Hugging Face name (e.g. facebook/sam2.1-hiera-large) or a local '
                            'folder; --sam-checkpoint is then ignored.')
-  parser.add_argument('--min-score', type=float, default=None,
+  parser.add_argument('--min-score', type=unit_interval, default=None,
                       help="A prompt matches only where the finder's confidence reaches this: the heatmap's "
                            "probability for CLIPSeg (default 0.5), a box's score for Grounding DINO (default 0.35).")
-  parser.add_argument('--threshold', type=float, default=None,
+  parser.add_argument('--threshold', type=unit_interval, default=None,
                       help='CLIPSeg only: fixed heatmap threshold in [0, 1] (default: adaptive, per image and prompt).')
   parser.add_argument('--device', default=None, help='cuda, mps or cpu (default: the best available).')
-  return parser.parse_args(argv)
+  return parser.parse_intermixed_args(argv)  # Images may come before or after the options.
 
 
-def main(argv=None) -> int:
+def main(argv=None, stop=None) -> int:
+  """Runs the command; returns its exit status. `stop` (a StopRequest) gives
+  the status of an interrupt: 130 for Ctrl-C, 143 for SIGTERM."""
   args = parse_args(argv)
-  from tqdm import tqdm
+  from seg_bridge.pipeline import PromptError, parse_prompts
+
+  def error(message: str) -> int:
+    print(f'error: {message}', file=sys.stderr)
+    return 2
+
+  if args.threshold is not None and args.finder != 'clipseg':
+    return error('--threshold applies to CLIPSeg heatmaps only; use --min-score for box scores.')
+  try:
+    prompts = parse_prompts(args.prompt)
+    check_out(args.out)
+  except (PromptError, ValueError) as e:
+    return error(str(e))
+  paths, listing_errors = image_paths(args.images)
+  for line in listing_errors:
+    print(f'error: {line}', file=sys.stderr)
+  if not paths:
+    return error('no images found in the given folders.') if not listing_errors else 1
+  try:
+    segmenter, settings = load_segmenter(args, prompts)
+  except (PromptError, ValueError, OSError) as e:  # Missing or broken weights, a bad --device, prompts too long.
+    return error(str(e))
+  from seg_bridge.outputs import OutputError, OutputFolder
+  try:
+    out = OutputFolder(args.out)
+  except OutputError as e:
+    return error(str(e))
+  counts = collections.Counter()  # written, skipped, failed
+  try:
+    segment_all(segmenter, settings, prompts, paths, out, counts, redo=args.redo)
+  except KeyboardInterrupt:
+    print(f'interrupted: {counts["written"] + counts["skipped"]} of {len(paths)} images done in {args.out}; run '
+          'the same command again to finish the rest.', file=sys.stderr)
+    return stop.exit_status if stop is not None else 130
+  finally:
+    out.close()
+  if counts['skipped']:
+    print(f'{counts["skipped"]} of {len(paths)} images were done by an earlier run with the same settings and kept '
+          '(--redo does them again).')
+  return 1 if counts['failed'] or listing_errors else 0
+
+
+def load_segmenter(args, prompts):
+  """The finder and masker the options name, with the settings that make a
+  result (for recognising finished images), after checking the prompts fit."""
   from transformers.utils import logging as hf_logging
 
   from seg_bridge.finders import make_finder
-  from seg_bridge.images import ImageError, load_image
-  from seg_bridge.outputs import write_results
-  from seg_bridge.pipeline import PromptError, TextSegmenter, parse_prompts
-  from seg_bridge.loading import ModelNotFoundError
+  from seg_bridge.pipeline import TextSegmenter
   from seg_bridge.sam import SamMasker
   from seg_bridge.sam2 import Sam2Masker
 
-  try:
-    prompts = parse_prompts(args.prompt)
-  except PromptError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
   hf_logging.disable_progress_bar()  # One bar, over the images, is enough.
-  paths = image_paths(args.images)
-  if not paths:
-    print('error: no images found in the given folders.', file=sys.stderr)
-    return 2
-  options = {} if args.min_score is None else {'min_score': args.min_score}
-  if args.threshold is not None:
-    if args.finder != 'clipseg':
-      print('error: --threshold applies to CLIPSeg heatmaps only; use --min-score for box scores.', file=sys.stderr)
-      return 2
-    options['threshold'] = args.threshold
-  try:
-    finder = make_finder(args.finder, args.finder_model, args.device, **options)
-    masker = (Sam2Masker.from_pretrained(args.sam2_model, args.device) if args.sam2_model else
-              SamMasker.from_checkpoint(args.sam_checkpoint, args.sam_type, args.device))
-    segmenter = TextSegmenter(finder, masker)
-  except ModelNotFoundError as e:
-    print(f'error: {e}', file=sys.stderr)
-    return 2
+  options = {k: v for k, v in (('min_score', args.min_score), ('threshold', args.threshold)) if v is not None}
+  finder = make_finder(args.finder, args.finder_model, args.device, **options)
+  finder.check_prompts(prompts)
+  masker = (Sam2Masker.from_pretrained(args.sam2_model, args.device) if args.sam2_model else
+            SamMasker.from_checkpoint(args.sam_checkpoint, args.sam_type, args.device))
+  settings = {'prompts': prompts, 'finder': args.finder, 'finder_model': args.finder_model or finder.default_model,
+              **options, 'masker': (f'SAM 2 {args.sam2_model}' if args.sam2_model else
+                                    f'SAM {args.sam_type} {os.path.realpath(args.sam_checkpoint)}')}
+  return TextSegmenter(finder, masker), settings
 
-  failures = 0
-  for path, name in tqdm(zip(paths, output_names(paths)), total=len(paths), unit='image', disable=len(paths) < 2):
+
+def segment_all(segmenter, settings, prompts, paths, out, counts: collections.Counter, *, redo: bool) -> None:
+  """Segments and writes each image, one line per failure, counting in `counts`
+  the images written, skipped (done before) and failed."""
+  from tqdm import tqdm
+
+  from seg_bridge.images import ImageError, load_image
+  from seg_bridge.loading import reason
+
+  sources = [source_of(p) for p in paths]
+  names = out.assign_names(sources, [stem_of(p) for p in paths])
+  for path, source, name in tqdm(zip(paths, sources, names), total=len(paths), unit='image',
+                                 disable=len(paths) < 2):
+    if not redo and out.is_done(name, source, settings):
+      counts['skipped'] += 1
+      continue
     try:
       image = load_image(path)
       result = segmenter.segment(image, prompts)
-      write_results(args.out, name, image, result)
+      out.write(name, source, settings, image, result)
     except ImageError as e:
-      failures += 1
+      counts['failed'] += 1
       tqdm.write(f'error: {e}', file=sys.stderr)
       continue
-    except PromptError as e:  # The same for every image.
-      print(f'error: {e}', file=sys.stderr)
-      return 2
+    except OSError as e:
+      counts['failed'] += 1
+      tqdm.write(f'error: {path}: cannot write its results to {out.root!r} ({e.strerror or e}).', file=sys.stderr)
+      continue
+    except Exception as e:  # The finder or SAM cannot take this image (e.g. a few pixels wide); the rest go on.
+      counts['failed'] += 1
+      tqdm.write(f'error: {path}: cannot segment it ({reason(e)}).', file=sys.stderr)
+      continue
+    counts['written'] += 1
     found = ', '.join(f'{i.label} {i.score:.2f}' for i in result.instances) or 'nothing'
-    tqdm.write(f'{path}: {found}')
-  return 1 if failures else 0
+    tqdm.write(f'{path}: {found} -> {os.path.join(out.root, name)}')
 
 
 if __name__ == '__main__':
-  sys.exit(main())
+  from vit_jax.interrupts import StopRequest
+  stop_request = StopRequest()
+  stop_request.install()
+  sys.exit(main(stop=stop_request))

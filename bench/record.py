@@ -32,5 +32,5 @@ def provenance() -> dict:
 def write_record(path: str, started: dict, **fields) -> None:
   """Writes provenance() taken at the start, then `fields`, to JSON at `path` atomically."""
   sys.path.insert(0, ROOT)
-  from vit_jax.report import atomic_write
+  from vit_jax.files import atomic_write
   atomic_write(path, (json.dumps({**started, **fields}, indent=2) + '\n').encode())

@@ -49,6 +49,15 @@ class ClipSegFinder:
     self.model = load_pretrained(CLIPSegForImageSegmentation, model, 'CLIPSeg model').to(self.device).eval()
     self.threshold, self.min_score = threshold, min_score
 
+  def check_prompts(self, prompts: list[str]) -> None:
+    """PromptError where a prompt is longer than CLIP's text window."""
+    limit = self.model.config.text_config.max_position_embeddings
+    for prompt in prompts:
+      length = len(self.processor.tokenizer(prompt)['input_ids'])
+      if length > limit:
+        raise PromptError(f'the prompt {prompt[:40]!r}... is {length} tokens long; CLIPSeg reads at most {limit}: '
+                          'shorten it.')
+
   def heatmaps(self, image: np.ndarray, prompts: list[str]) -> np.ndarray:
     """RGB uint8 [H, W, 3] and P prompts -> probabilities float32 [P, H, W],
     CLIPSeg's square low-resolution logits resized back to the image.
@@ -57,8 +66,9 @@ class ClipSegFinder:
     but its CLIP vision encoder (most of the cost) runs once, not P times.
     """
     import torch
+    self.check_prompts(prompts)
     text = self.processor.tokenizer(list(prompts), padding=True, return_tensors='pt').to(self.device)
-    pixels = self.processor.image_processor(images=image, return_tensors='pt').pixel_values.to(self.device)
+    pixels = self.processor.image_processor(images=image, return_tensors='pt', input_data_format='channels_last').pixel_values.to(self.device)
     model = self.model
     with torch.inference_mode():
       vision = model.clip.get_image_features(pixel_values=pixels, output_hidden_states=True)
@@ -125,10 +135,9 @@ class GroundingDinoFinder:
       caption += phrase + '. '
     return caption.strip(), spans
 
-  def detect(self, image: np.ndarray, prompts: list[str]):
-    """-> boxes float32 [K, 4] xyxy pixels, scores [K], prompt indices [K]; best first."""
-    import torch
-    from torchvision.ops import batched_nms
+  def check_prompts(self, prompts: list[str]) -> list[list[int]]:
+    """Each prompt's token indices in the caption; PromptError where a prompt
+    has no readable words or all together exceed the model's text length."""
     caption, char_spans = self.caption(prompts)
     tokens = self.processor.tokenizer(caption, return_offsets_mapping=True)
     spans = phrase_spans(tokens['offset_mapping'], char_spans)
@@ -138,7 +147,15 @@ class GroundingDinoFinder:
     if len(tokens['input_ids']) > limit:
       raise PromptError(f'the prompts are {len(tokens["input_ids"])} tokens long; Grounding DINO reads at most '
                        f'{limit}: give fewer or shorter prompts.')
-    inputs = self.processor(images=image, text=caption, return_tensors='pt').to(self.device)
+    return spans
+
+  def detect(self, image: np.ndarray, prompts: list[str]):
+    """-> boxes float32 [K, 4] xyxy pixels, scores [K], prompt indices [K]; best first."""
+    import torch
+    from torchvision.ops import batched_nms
+    spans = self.check_prompts(prompts)
+    caption, _ = self.caption(prompts)
+    inputs = self.processor(images=image, text=caption, return_tensors='pt', input_data_format='channels_last').to(self.device)
     with torch.inference_mode():
       outputs = self.model(**inputs)
     probs = outputs.logits[0].float().sigmoid().cpu()  # [Q, max_text_len]

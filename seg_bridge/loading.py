@@ -14,9 +14,18 @@ class ModelNotFoundError(FileNotFoundError):
 
 
 def pick_device(device: str | None = None) -> str:
-  """`device` if given, else CUDA, then Apple MPS, then CPU."""
+  """`device` if given (ValueError where torch has no such device here),
+  else CUDA, then Apple MPS, then CPU."""
   import torch
   if device:
+    try:
+      kind = torch.device(device).type
+    except RuntimeError:
+      raise ValueError(f'unknown --device {device!r}; use cuda, mps or cpu.') from None
+    available = {'cpu': True, 'cuda': torch.cuda.is_available(),
+                 'mps': getattr(torch.backends, 'mps', None) is not None and torch.backends.mps.is_available()}
+    if not available.get(kind, False):
+      raise ValueError(f'device {device!r} is not available on this machine; use cpu, or leave --device out.')
     return device
   if torch.cuda.is_available():
     return 'cuda'
@@ -41,7 +50,8 @@ def hub_reachable(timeout: float = 3.0) -> bool:
     return False
 
 
-def _reason(error: Exception) -> str:
+def reason(error: BaseException) -> str:
+  """An exception as a short phrase for a one-line message."""
   return textwrap.shorten(str(error).splitlines()[0] if str(error) else type(error).__name__, 120, placeholder=' ...')
 
 
@@ -54,10 +64,13 @@ def load_pretrained(cls, name_or_path: str, what: str):
                              'save_pretrained(), or a Hugging Face name.')
   try:
     return cls.from_pretrained(path, local_files_only=True)  # A folder, or the HF cache: no network.
-  except (OSError, ValueError) as e:
+  except Exception as e:  # Missing, or broken: a bad config field, a truncated weights file, ...
     if os.path.isdir(path):
-      raise ModelNotFoundError(f'{what} folder {name_or_path!r} cannot be loaded ({_reason(e)}); it must hold a '
+      raise ModelNotFoundError(f'{what} folder {name_or_path!r} cannot be loaded ({reason(e)}); it must hold a '
                                'copy saved with save_pretrained().') from None
+    if not isinstance(e, (OSError, ValueError)):  # In the HF cache, but broken.
+      raise ModelNotFoundError(f'the cached copy of {what} {name_or_path!r} cannot be loaded ({reason(e)}); delete it '
+                               '(hf cache delete) and download it again.') from None
   if not hub_reachable():
     raise ModelNotFoundError(
         f'{what} {name_or_path!r} is neither a local folder nor in the Hugging Face cache, and the Hub cannot be '
@@ -65,6 +78,6 @@ def load_pretrained(cls, name_or_path: str, what: str):
         'save_pretrained().')
   try:
     return cls.from_pretrained(path)
-  except (OSError, ValueError) as e:
-    raise ModelNotFoundError(f'{what} {name_or_path!r} could not be downloaded ({_reason(e)}); check the name, or '
+  except Exception as e:
+    raise ModelNotFoundError(f'{what} {name_or_path!r} could not be loaded ({reason(e)}); check the name, or '
                              'pass the path of a copy saved with save_pretrained().') from None

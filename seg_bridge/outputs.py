@@ -1,12 +1,16 @@
-"""What segment.py writes for one image, all or nothing:
+"""What segment.py writes: one folder per image, complete or absent.
 
-    OUT/NAME_overlay.png     the image with masks, boxes and labels drawn
-    OUT/NAME_mask_K.png      one black/white PNG per instance, K = 0, 1, ...
-    OUT/NAME.json            prompts, and per instance: label, score, box
-                             (xyxy pixels), COCO RLE of the mask
+    OUT/NAME/overlay.png     the image with masks, boxes and labels drawn
+    OUT/NAME/mask_K.png      one black/white PNG per instance, K = 0, 1, ...
+    OUT/NAME/result.json     source, settings, prompts, and per instance:
+                             label, score, box (xyxy pixels), COCO RLE mask
 
-The files are written into a hidden temporary folder inside OUT and moved in
-place only when all of them are complete.
+An image's files are written into OUT/.partial/ and the folder is moved into
+place in one rename, so a reader, or a run killed at any moment, sees the
+whole set or none of it. NAME is the image's file stem, made unique; a folder
+holding another image's results (or anything this program did not write) is
+never touched. One process at a time writes to OUT (a lock file); opening OUT
+finishes or removes what a killed run left in OUT/.partial/.
 """
 
 from __future__ import annotations
@@ -14,11 +18,19 @@ from __future__ import annotations
 import colorsys
 import json
 import os
+import re
 import shutil
-import tempfile
 
 import numpy as np
 from PIL import Image, ImageDraw
+
+from vit_jax.files import replace_dir, restore_dir
+
+RESULT = 'result.json'
+
+
+class OutputError(OSError):
+  """The output folder cannot be used; the message says why."""
 
 
 def coco_rle(mask: np.ndarray) -> dict:
@@ -51,32 +63,93 @@ def overlay(image: np.ndarray, instances) -> Image.Image:
   return picture
 
 
-def write_results(out_dir: str, name: str, image: np.ndarray, result) -> list[str]:
-  """Writes the files above for one image; returns their paths."""
-  os.makedirs(out_dir, exist_ok=True)
-  staging = tempfile.mkdtemp(dir=out_dir, prefix=f'.{name}.')
-  try:
-    files = {f'{name}_overlay.png': overlay(image, result.instances)}
+
+
+def safe_stem(stem: str) -> str:
+  """A file stem as a folder name: no separators or control characters, not
+  hidden, at most 100 characters."""
+  name = re.sub(r'[^\w.+-]+', '_', stem).lstrip('.')[:100]
+  return name or 'image'
+
+
+class OutputFolder:
+  """The --out folder: a lock while open, a folder per image."""
+
+  def __init__(self, root: str):
+    self.root = root
+    self.partial = os.path.join(root, '.partial')
+    try:
+      os.makedirs(root, exist_ok=True)
+      self._lock = open(os.path.join(root, '.lock'), 'a')
+    except OSError as e:
+      raise OutputError(f'cannot write to --out {root!r} ({e.strerror or e}); give a folder you can write to.') from None
+    try:
+      import fcntl
+      fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except ImportError:  # Windows: no advisory locks; one run at a time is then the user's care.
+      pass
+    except OSError:
+      self._lock.close()
+      raise OutputError(f'another segment.py is writing to {root!r}; wait for it to finish or choose another --out.') from None
+    self.recover()
+
+  def close(self) -> None:
+    self.recover()
+    self._lock.close()
+
+  def recover(self) -> None:
+    """Puts back results a killed run had moved aside, and drops its unfinished ones."""
+    old = os.path.join(self.partial, 'old')
+    for name in os.listdir(old) if os.path.isdir(old) else []:
+      restore_dir(os.path.join(old, name), os.path.join(self.root, name))
+    shutil.rmtree(self.partial, ignore_errors=True)
+
+  def _record(self, name: str) -> dict | None:
+    try:
+      with open(os.path.join(self.root, name, RESULT)) as f:
+        record = json.load(f)
+      return record if isinstance(record, dict) else None
+    except (OSError, ValueError):
+      return None
+
+  def assign_names(self, sources: list[str], stems: list[str]) -> list[str]:
+    """A folder name per source: its stem, with _2, _3 ... where that name is
+    taken, by another of these sources (letter case ignored, as on macOS and
+    Windows) or by a folder that is not this source's earlier result."""
+    names, taken = [], set()
+    for source, stem in zip(sources, stems):
+      base = safe_stem(stem)
+      name, k = base, 1
+      while name.lower() in taken or (os.path.lexists(os.path.join(self.root, name))
+                                      and (self._record(name) or {}).get('source') != source):
+        k += 1
+        name = f'{base}_{k}'
+      taken.add(name.lower())
+      names.append(name)
+    return names
+
+  def is_done(self, name: str, source: str, settings: dict) -> bool:
+    """Whether NAME holds this source's result under these settings."""
+    record = self._record(name) or {}
+    return record.get('source') == source and record.get('settings') == settings
+
+  def write(self, name: str, source: str, settings: dict, image: np.ndarray, result) -> str:
+    """Writes the folder of one image; returns its path."""
+    staging = os.path.join(self.partial, 'new', name)
+    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(staging)
+    overlay(image, result.instances).save(os.path.join(staging, 'overlay.png'))
     for k, inst in enumerate(result.instances):
-      files[f'{name}_mask_{k}.png'] = Image.fromarray(inst.mask.astype(np.uint8) * 255)
-    for filename, picture in files.items():
-      picture.save(os.path.join(staging, filename))
+      Image.fromarray(inst.mask.astype(np.uint8) * 255).save(os.path.join(staging, f'mask_{k}.png'))
     record = {
-        'image': name, 'size': list(image.shape[:2]), 'prompts': result.prompts,
+        'source': source, 'size': list(image.shape[:2]), 'prompts': result.prompts, 'settings': settings,
         'instances': [{'label': inst.label, 'score': round(inst.score, 4), 'box': inst.box.tolist(),
-                       'mask_png': f'{name}_mask_{k}.png', 'rle': coco_rle(inst.mask)}
+                       'mask_png': f'mask_{k}.png', 'rle': coco_rle(inst.mask)}
                       for k, inst in enumerate(result.instances)],
     }
-    with open(os.path.join(staging, f'{name}.json'), 'w') as f:
+    with open(os.path.join(staging, RESULT), 'w') as f:
       json.dump(record, f, indent=1)
-    for old in os.listdir(out_dir):  # Masks of an earlier run with more instances.
-      if old.startswith(f'{name}_mask_') and old.endswith('.png') and old not in files:
-        os.remove(os.path.join(out_dir, old))
-    written = []
-    for filename in sorted(os.listdir(staging)):
-      target = os.path.join(out_dir, filename)
-      os.replace(os.path.join(staging, filename), target)
-      written.append(target)
-    return written
-  finally:
-    shutil.rmtree(staging, ignore_errors=True)
+    os.makedirs(os.path.join(self.partial, 'old'), exist_ok=True)
+    target = os.path.join(self.root, name)
+    replace_dir(staging, target, os.path.join(self.partial, 'old', name))
+    return target

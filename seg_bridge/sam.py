@@ -19,7 +19,7 @@ import os
 import numpy as np
 
 from seg_bridge.images import check_rgb_uint8
-from seg_bridge.loading import ModelNotFoundError, pick_device
+from seg_bridge.loading import ModelNotFoundError, pick_device, reason
 
 SAM_CHECKPOINTS = {
     'vit_b': 'https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth',
@@ -106,10 +106,16 @@ class SamMasker(Masker):
                                f'and pass its path.')
     sam = sam_model_registry[model_type](checkpoint=None)
     try:
-      state = torch.load(path, map_location='cpu', weights_only=True)
+      state = torch.load(path, map_location='cpu', weights_only=True)  # Never runs code a pickle may hold.
+    except Exception:  # Empty, truncated, not PyTorch, or a pickle of more than tensors: torch's advice does not apply.
+      raise ModelNotFoundError(f'{path!r} is not a SAM {model_type} checkpoint: not a readable PyTorch weights file '
+                               f'(empty, truncated, or holding more than tensors); download '
+                               f'{SAM_CHECKPOINTS[model_type]} again.') from None
+    try:
       sam.load_state_dict(state)
-    except (RuntimeError, OSError, EOFError, KeyError) as e:
-      raise ModelNotFoundError(f'{path!r} is not a SAM {model_type} checkpoint ({str(e).splitlines()[0][:120]}).') from None
+    except Exception as e:
+      raise ModelNotFoundError(f'{path!r} is not a SAM {model_type} checkpoint ({reason(e)}); check --sam-type, or '
+                               f'download {SAM_CHECKPOINTS[model_type]}.') from None
     return cls(sam, device)
 
   def set_image(self, image: np.ndarray) -> None:

@@ -36,7 +36,7 @@ class Sam2Masker(Masker):
     """Encodes an RGB uint8 [H, W, 3] image once for all later predictions."""
     import torch
     check_rgb_uint8(image)
-    pixels = self.processor(images=image, return_tensors='pt').pixel_values.to(self.device)
+    pixels = self.processor(images=image, return_tensors='pt', input_data_format='channels_last').pixel_values.to(self.device)
     with torch.inference_mode():
       self.embeddings = self.model.get_image_embeddings(pixels)  # Feature maps, coarse to fine resolutions.
     self.original_size = image.shape[:2]

@@ -81,3 +81,10 @@ def dino_dir(tmp_path_factory):
   """A tiny random Grounding DINO saved like a Hub copy."""
   from seg_tiny import save_tiny_grounding_dino
   return save_tiny_grounding_dino(tmp_path_factory.mktemp('dino'))
+
+
+@pytest.fixture(scope='session')
+def sam2_dir(tmp_path_factory):
+  """A tiny random SAM 2 saved like a Hub copy: lets segment.py run in a subprocess."""
+  from seg_tiny import save_tiny_sam2
+  return save_tiny_sam2(tmp_path_factory.mktemp('sam2'))

@@ -40,17 +40,18 @@ def test_writes_overlay_masks_and_json_with_rle(tmp_path, clipseg_dir, tiny_sam_
   from pycocotools import mask as mask_utils
   image = photo(tmp_path / 'dog.jpg')
   assert segment.main(['--prompt', 'dog, cap', image, *everything(clipseg_dir, tmp_path / 'out')]) == 0
-  record = json.loads((tmp_path / 'out' / 'dog.json').read_text())
+  record = json.loads((tmp_path / 'out' / 'dog' / 'result.json').read_text())
   assert record['prompts'] == ['dog', 'cap'] and record['size'] == [64, 96]
+  assert record['source'] == image and record['settings']['finder'] == 'clipseg'
   assert record['instances'], 'the whole-image region should give at least one mask'
   for k, inst in enumerate(record['instances']):
     assert inst['label'] in ('dog', 'cap') and len(inst['box']) == 4
-    mask = np.asarray(Image.open(tmp_path / 'out' / inst['mask_png'])) > 0
+    mask = np.asarray(Image.open(tmp_path / 'out' / 'dog' / inst['mask_png'])) > 0
     rle = dict(inst['rle'], counts=inst['rle']['counts'].encode())
     np.testing.assert_array_equal(mask_utils.decode(rle).astype(bool), mask)
-  with Image.open(tmp_path / 'out' / 'dog_overlay.png') as overlay:
+  with Image.open(tmp_path / 'out' / 'dog' / 'overlay.png') as overlay:
     assert overlay.size == (96, 64) and overlay.mode == 'RGB'
-  assert not [p for p in (tmp_path / 'out').iterdir() if p.name.startswith('.')]
+  assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['.lock', 'dog']
 
 
 def test_grounding_dino_boxes_become_masks(tmp_path, dino_dir, tiny_sam_checkpoints):
@@ -58,9 +59,9 @@ def test_grounding_dino_boxes_become_masks(tmp_path, dino_dir, tiny_sam_checkpoi
   out = tmp_path / 'out'
   assert segment.main(['--finder', 'grounding-dino', '--finder-model', dino_dir, '--prompt', 'cat, a skateboard',
                        '--min-score', '0', '--out', str(out), '--device', 'cpu', image]) == 0
-  record = json.loads((out / 'cat.json').read_text())
+  record = json.loads((out / 'cat' / 'result.json').read_text())
   assert record['instances'] and {i['label'] for i in record['instances']} <= {'cat', 'a skateboard'}
-  assert all((out / i['mask_png']).is_file() for i in record['instances'])
+  assert all((out / 'cat' / i['mask_png']).is_file() for i in record['instances'])
 
 
 def test_sam2_instead_of_sam(tmp_path, clipseg_dir):
@@ -68,7 +69,7 @@ def test_sam2_instead_of_sam(tmp_path, clipseg_dir):
   out = tmp_path / 'out'
   assert segment.main(['--prompt', 'dog', photo(tmp_path / 'dog.png'), '--sam2-model', sam2_dir,
                        '--sam-checkpoint', str(tmp_path / 'unused.pth'), *everything(clipseg_dir, out)]) == 0
-  record = json.loads((out / 'dog.json').read_text())
+  record = json.loads((out / 'dog' / 'result.json').read_text())
   assert [i['label'] for i in record['instances']] == ['dog']
 
 
@@ -94,7 +95,7 @@ def test_bad_images_fail_alone_and_the_rest_is_processed(tmp_path, clipseg_dir, 
   assert status == 1
   assert 'broken.jpg: not a readable image' in capsys.readouterr().err
   names = sorted(p.name for p in (tmp_path / 'out').iterdir())
-  assert 'gray.json' in names and 'rgba.json' in names and not any(n.startswith('broken') for n in names)
+  assert 'gray' in names and 'rgba' in names and not any(n.startswith('broken') for n in names)
 
 
 def test_images_by_url(http_folder, clipseg_dir, tiny_sam_checkpoints):
@@ -102,13 +103,21 @@ def test_images_by_url(http_folder, clipseg_dir, tiny_sam_checkpoints):
   photo(folder / 'dog.jpg')
   status = segment.main(['--prompt', 'dog', f'{url}/dog.jpg', f'{url}/gone.jpg', *everything(clipseg_dir, folder / 'out')])
   assert status == 1  # gone.jpg failed; dog.jpg was still segmented.
-  assert (folder / 'out' / 'dog.json').is_file() and not (folder / 'out' / 'gone.json').exists()
+  assert (folder / 'out' / 'dog' / 'result.json').is_file() and not (folder / 'out' / 'gone').exists()
 
 
-def test_output_names_are_unique_stems():
-  paths = ['a/dog.jpg', 'b/dog.png', 'https://example.com/x/cat.jpg?size=2', 'https://example.com/', 'c/dog.tif']
-  assert segment.output_names(paths) == ['dog', 'dog_2', 'cat', 'image', 'dog_3']
-  assert segment.output_names(['dog_2.png', 'a/dog.jpg', 'b/dog.jpg']) == ['dog_2', 'dog', 'dog_3']
+def test_output_names_are_unique_stems(tmp_path):
+  from seg_bridge.outputs import OutputFolder
+  out = OutputFolder(str(tmp_path / 'out'))
+  paths = ['a/dog.jpg', 'b/dog.png', 'https://example.com/x/cat.jpg?size=2', 'https://example.com/', 'c/dog.tif',
+           'd/Dog.jpg', 'e/.hidden.png', 'f/a b?.png']
+  names = out.assign_names([segment.source_of(p) for p in paths], [segment.stem_of(p) for p in paths])
+  assert names == ['dog', 'dog_2', 'cat', 'image', 'dog_3', 'Dog_4', 'hidden', 'a_b_']
+  paths = ['dog_2.png', 'a/dog.jpg', 'b/dog.jpg']
+  assert out.assign_names(paths, [segment.stem_of(p) for p in paths]) == ['dog_2', 'dog', 'dog_3']
+  (tmp_path / 'out' / 'dog').mkdir()  # Not written by segment.py: never reused.
+  assert out.assign_names(['a/dog.jpg'], ['dog']) == ['dog_2']
+  out.close()
 
 
 @pytest.mark.parametrize('prompt', ['', '   ', ', ,'])

@@ -15,7 +15,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tempfile
 
 import matplotlib
 import numpy as np
@@ -23,21 +22,7 @@ import numpy as np
 matplotlib.use('Agg')
 import matplotlib.pyplot as plt  # noqa: E402  (after choosing the headless backend)
 
-
-def atomic_write(path: str, data: bytes) -> None:
-  """Writes `data` to `path` so that readers see the old file or the new one."""
-  directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path), suffix='.tmp')
-  try:
-    with os.fdopen(fd, 'wb') as f:
-      f.write(data)
-    umask = os.umask(0)
-    os.umask(umask)
-    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode.
-    os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
-    raise
+from vit_jax.files import atomic_write  # noqa: E402
 
 
 class MetricsLog:

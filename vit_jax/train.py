@@ -24,6 +24,7 @@ from tqdm import tqdm
 from vit_jax import data as data_lib
 from vit_jax import optim, report, steps
 from vit_jax.checkpoint import Checkpoints
+from vit_jax.files import atomic_write
 from vit_jax.models import ViT, ViTConfig
 
 
@@ -109,7 +110,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   start_step = int(jax.device_get(state.step))
   if is_main:
     metrics_log.truncate(start_step)
-    report.atomic_write(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2).encode())
+    atomic_write(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2).encode())
     if start_step:
       print(f'Resuming from step {start_step} in {workdir}.')
 

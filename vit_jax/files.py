@@ -1,0 +1,74 @@
+"""Crash-safe file writes, shared by vit_jax and seg_bridge (standard library only).
+
+A reader, or a run started after a crash, sees the old version or the new one,
+never a mixture:
+
+    atomic_write('report.json', data)              # one file
+    replace_dir(staging, 'segment_out/dog')        # a folder of files
+    sha256_tree(folder)                            # {relative path: digest}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import tempfile
+
+
+def atomic_write(path: str, data: bytes) -> None:
+  """Writes `data` to `path` so that readers see the old file or the new one."""
+  directory = os.path.dirname(os.path.abspath(path))
+  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path), suffix='.tmp')
+  try:
+    with os.fdopen(fd, 'wb') as f:
+      f.write(data)
+      f.flush()
+      os.fsync(f.fileno())
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode.
+    os.replace(tmp, path)
+  except BaseException:
+    os.unlink(tmp)
+    raise
+
+
+def replace_dir(new: str, target: str, old: str) -> None:
+  """Puts the complete folder `new` at `target`. An existing `target` is first
+  renamed to `old` (same file system, not existing) and deleted after, so a
+  crash in between leaves `target` absent, never half-filled;
+  `restore_dir(old, target)` then puts the earlier folder back."""
+  if os.path.lexists(target):
+    os.rename(target, old)
+  os.rename(new, target)
+  shutil.rmtree(old, ignore_errors=True)
+
+
+def restore_dir(old: str, target: str) -> None:
+  """Completes what an interrupted `replace_dir` left: the earlier folder goes
+  back where no new one arrived, and is deleted otherwise."""
+  if not os.path.lexists(old):
+    return
+  if os.path.lexists(target):
+    shutil.rmtree(old, ignore_errors=True)
+  else:
+    os.rename(old, target)
+
+
+def sha256_tree(root: str, skip: tuple[str, ...] = ()) -> dict[str, str]:
+  """SHA-256 of every file under `root` (but those named in `skip`), by
+  '/'-separated path relative to `root`."""
+  digests = {}
+  for directory, _, names in os.walk(root):
+    for name in names:
+      path = os.path.join(directory, name)
+      relative = os.path.relpath(path, root).replace(os.sep, '/')
+      if relative in skip:
+        continue
+      digest = hashlib.sha256()
+      with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+          digest.update(chunk)
+      digests[relative] = digest.hexdigest()
+  return digests
