@@ -4,13 +4,17 @@ r"""Trains a ViT on CIFAR-10 (or any image-folder / TFDS data set).
     python train.py --config configs/cpu_quick.py --config.total_epochs=2
 
 Any config field can be overridden: --config.optim.lr=1e-3. Running the same
-command again in the same --workdir resumes from the latest checkpoint.
+command again in the same --workdir resumes from the latest checkpoint (with
+other settings it is refused, unless --resume_with_changes).
+
+Exit status: 0 trained (or already finished); 1 diverged, or a disk error;
+2 a bad flag, config value, data set or checkpoint, before any training;
+130 Ctrl-C, 143 SIGTERM, after saving a checkpoint to resume from.
 Across hosts, start the same command on every host with --distributed (and,
 outside SLURM / MPI / Kubernetes / TPU pods, --coordinator_address=HOST:PORT
 --num_processes=N --process_id=I).
 """
 
-import signal
 import sys
 
 from absl import app, flags, logging
@@ -19,6 +23,8 @@ from ml_collections import config_flags
 config_flags.DEFINE_config_file('config', 'configs/deit_ti.py', 'Training config file (a get_config() module).',
                                 lock_config=True)
 flags.DEFINE_string('workdir', None, 'Directory for checkpoints, metrics and report (default: workdirs/<config name>).')
+flags.DEFINE_bool('resume_with_changes', False, 'Resume a run in --workdir although the config differs from the one '
+                  'it was started with (the old one is kept as config_until_step_<step>.json).')
 flags.DEFINE_bool('distributed', False, 'Multi-host run: call jax.distributed.initialize() (on SLURM, MPI, '
                   'Kubernetes and TPU pods it finds the cluster itself; elsewhere give the three flags below).')
 flags.DEFINE_string('coordinator_address', None, 'With --distributed: host:port of process 0.')
@@ -27,40 +33,50 @@ flags.DEFINE_integer('process_id', None, 'With --distributed: index of this proc
 FLAGS = flags.FLAGS
 
 
-def _raise_interrupt(signum, frame):
-  raise KeyboardInterrupt
+def fail(message: str, status: int):
+  print(f'error: {message}', file=sys.stderr)
+  sys.exit(status)
 
 
 def main(argv):
   if len(argv) > 1:
-    raise app.UsageError(f'unexpected arguments: {" ".join(argv[1:])}')
+    fail(f'unexpected arguments: {" ".join(argv[1:])}; options are --flag=value (see --help).', 2)
   logging.set_verbosity(logging.ERROR)
-  import jax
-  from vit_jax.data import DataError
-  from vit_jax.train import ConfigError, train_and_evaluate
-
-  if FLAGS.distributed:
-    jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
-  config_name = config_flags.get_config_filename(FLAGS['config']).rsplit('/', 1)[-1].removesuffix('.py')
-  workdir = FLAGS.workdir or f'workdirs/{config_name}'
-  signal.signal(signal.SIGTERM, _raise_interrupt)  # Preemption: checkpoint, then stop.
+  from vit_jax.interrupts import StopRequest
+  stop = StopRequest()
+  stop.install()  # From here on Ctrl-C and SIGTERM end the run with a checkpoint, never a traceback.
   try:
-    train_and_evaluate(FLAGS.config, workdir)
+    import jax
+    from vit_jax.data import DataError
+    from vit_jax.train import ConfigError, train_and_evaluate
+
+    if FLAGS.distributed:
+      try:
+        jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
+      except (ValueError, RuntimeError) as e:
+        fail(f'--distributed: cannot join the cluster ({str(e).splitlines()[0][:200]}).', 2)
+    config_name = config_flags.get_config_filename(FLAGS['config']).rsplit('/', 1)[-1].removesuffix('.py')
+    workdir = FLAGS.workdir or f'workdirs/{config_name}'
+    train_and_evaluate(FLAGS.config, workdir, stop=stop, resume_with_changes=FLAGS.resume_with_changes)
   except (DataError, ConfigError) as e:
-    sys.exit(f'error: {e}')
+    fail(str(e), 2)
+  except FloatingPointError as e:  # Diverged: the checkpoints before it are kept.
+    fail(f'training diverged: {e}', 1)
+  except OSError as e:  # Disk full, no permission, ...
+    fail(f'{e.strerror or e}: {e.filename or ""}'.rstrip(': '), 1)
   except KeyboardInterrupt:
-    sys.exit(130)
+    sys.exit(stop.exit_status)
 
 
 def _parse_flags(argv):
-  """absl flag parsing, with a bad or unknown --config.* key as one line."""
+  """absl flag parsing, with a bad flag, config file or --config.* key as one line."""
   try:
     return FLAGS(argv)
   except flags.Error as e:
-    sys.exit(f'error: {e}')
+    fail(str(e).splitlines()[0], 2)
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     message = str(e).strip('\'"').replace('\\n', ' ').replace("\\'", "'")
-    sys.exit(f'error: bad config override ({message}); see the fields of the config file.')
+    fail(f'bad config override ({message}); see the fields of the config file.', 2)
 
 
 if __name__ == '__main__':

@@ -87,8 +87,11 @@ def test_interrupted_run_resumes_to_the_same_parameters(tmp_path):
 
 def test_resuming_with_another_model_is_a_clear_error(tmp_path):
   train.train_and_evaluate(tiny_config(total_epochs=1), str(tmp_path))
-  with pytest.raises(train.ConfigError, match='does not match this config'):
-    train.train_and_evaluate(tiny_config(total_epochs=2, **{'model.dim': 32}), str(tmp_path))
+  other = tiny_config(total_epochs=2, **{'model.dim': 32})
+  with pytest.raises(train.ConfigError, match=r'holds a run started with other settings \(model.dim 64 -> 32, '):
+    train.train_and_evaluate(other, str(tmp_path))
+  with pytest.raises(train.ConfigError, match='does not match this config'):  # Changes allowed, but not this one.
+    train.train_and_evaluate(other, str(tmp_path), resume_with_changes=True)
 
 
 def test_diverging_run_stops_with_a_clear_error(tmp_path):

@@ -1,28 +1,67 @@
-"""Orbax checkpoints of a run: the latest training state and the best params.
+"""Orbax checkpoints of a run, checksummed, the last two kept of each series.
 
     workdir/checkpoints/latest/<step>/   full TrainState, to resume
     workdir/checkpoints/best/<step>/     params (EMA ones when enabled) of the
-                                         best test accuracy so far
+                                         best evaluation so far
 
-Orbax writes each checkpoint to a temporary folder and renames it when
-complete, so an interrupted save never leaves a checkpoint that looks whole.
+Orbax writes a checkpoint to a temporary folder and renames it when complete
+(and removes such folders left by a killed run). After that, the SHA-256 of
+every file goes into `<step>/sha256.json`. A checkpoint whose files do not
+match it, or that has none (killed before it was written), is damaged: it
+is deleted with one warning line, and the one before it is used.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import sys
 from typing import Any
 
 import jax
 import orbax.checkpoint as ocp
 
+from vit_jax.files import atomic_write, sha256_tree
 
-def _accuracy(metrics) -> float:
-  return metrics['accuracy']
+MANIFEST = 'sha256.json'
 
 
 def _abstract(tree):
   return jax.tree.map(ocp.utils.to_shape_dtype_struct, tree)
+
+
+def _manager(directory: str, read_only: bool = False) -> ocp.CheckpointManager:
+  return ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
+      max_to_keep=2, enable_async_checkpointing=False, cleanup_tmp_directories=not read_only, read_only=read_only))
+
+
+def damage(directory: str, step: int) -> str | None:
+  """Why the checkpoint at `step` in `directory` cannot be trusted, or None."""
+  root = os.path.join(directory, str(step))
+  try:
+    with open(os.path.join(root, MANIFEST)) as f:
+      expected = json.load(f)
+  except FileNotFoundError:
+    return 'no checksums: the run was stopped while saving it'
+  except (OSError, ValueError):
+    return 'its checksum file is unreadable'
+  found = sha256_tree(root, skip=(MANIFEST,))
+  changed = sorted(set(expected) ^ set(found) | {k for k in expected if found.get(k, expected[k]) != expected[k]})
+  return f'{len(changed)} of its files are missing or changed, e.g. {changed[0]}' if changed else None
+
+
+def _restore_newest_sound(manager: ocp.CheckpointManager, like, what: str, delete: bool):
+  """(step, tree) of the newest undamaged checkpoint, else (None, None);
+  warns in one line for each damaged one (deleting it where `delete`)."""
+  for step in sorted(manager.all_steps(), reverse=True):
+    problem = damage(str(manager.directory), step)
+    if problem is None:
+      return step, manager.restore(step, args=ocp.args.StandardRestore(_abstract(like)))
+    print(f'warning: the {what} checkpoint of step {step} is damaged ({problem}); using the one before.',
+          file=sys.stderr)
+    if delete:
+      manager.delete(step)
+  return None, None
 
 
 class Checkpoints:
@@ -30,41 +69,62 @@ class Checkpoints:
 
   def __init__(self, workdir: str):
     root = os.path.join(os.path.abspath(workdir), 'checkpoints')
-    self.latest = ocp.CheckpointManager(os.path.join(root, 'latest'),
-                                        options=ocp.CheckpointManagerOptions(max_to_keep=1))
-    self.best = ocp.CheckpointManager(os.path.join(root, 'best'), options=ocp.CheckpointManagerOptions(
-        max_to_keep=1, best_fn=_accuracy, best_mode='max'))
+    self.latest = _manager(os.path.join(root, 'latest'))
+    self.best = _manager(os.path.join(root, 'best'))
+
+  def _save(self, manager: ocp.CheckpointManager, step: int, tree) -> None:
+    if step in manager.all_steps():  # Saved before an interruption: replace it.
+      manager.delete(step)
+    manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+    manager.wait_until_finished()
+    if jax.process_index() == 0:
+      root = os.path.join(str(manager.directory), str(step))
+      atomic_write(os.path.join(root, MANIFEST), json.dumps(sha256_tree(root, skip=(MANIFEST,)), indent=0).encode())
+    ocp.multihost.sync_global_processes(f'vit_jax_checksums_{step}')
 
   def restore_latest(self, state_like):
-    """The latest saved state, laid out (sharded) like `state_like`, or None."""
-    step = self.latest.latest_step()
-    if step is None:
-      return None
-    return self.latest.restore(step, args=ocp.args.StandardRestore(_abstract(state_like)))
+    """(step, state) of the newest sound latest checkpoint, laid out (sharded)
+    like `state_like`; (None, None) if there is none."""
+    return _restore_newest_sound(self.latest, state_like, 'latest', delete=True)
+
+  def latest_step(self) -> int | None:
+    return self.latest.latest_step()
 
   def save_latest(self, step: int, state) -> None:
-    self.latest.save(step, args=ocp.args.StandardSave(state), force=True)
+    self._save(self.latest, step, state)
 
-  def best_step(self) -> int:
-    """Step of the latest evaluated checkpoint in the best series, or -1."""
-    return max(self.best.all_steps(), default=-1)
+  def drop_best_after(self, step: int) -> None:
+    """Forgets best checkpoints past `step` (a run resumed from an earlier state
+    evaluates them again) and damaged ones."""
+    for s in self.best.all_steps():
+      if s > step or damage(str(self.best.directory), s):
+        self.best.delete(s)
 
-  def save_best(self, step: int, params, accuracy: float) -> None:
-    self.best.save(step, args=ocp.args.StandardSave(params), metrics={'accuracy': float(accuracy)}, force=True)
+  def save_best(self, step: int, params) -> None:
+    self._save(self.best, step, params)
 
   def close(self) -> None:
     for manager in (self.latest, self.best):
       manager.wait_until_finished()
       manager.close()
 
+  def __enter__(self) -> Checkpoints:
+    return self
+
+  def __exit__(self, *exc_info) -> None:
+    self.close()
+
 
 def restore_best_params(workdir: str, params_like: Any):
   """The best params saved by a run in `workdir`, shaped like `params_like`
-  (e.g. `nnx.split(ViT(cfg, rngs=...), nnx.Param)[1]`)."""
+  (e.g. `nnx.split(ViT(cfg, rngs=...), nnx.Param)[1]`); a damaged newest
+  copy falls back to the best before it."""
   directory = os.path.join(os.path.abspath(workdir), 'checkpoints', 'best')
-  manager = ocp.CheckpointManager(directory, options=ocp.CheckpointManagerOptions(
-      read_only=True, best_fn=_accuracy, best_mode='max'))
-  step = manager.best_step()
-  if step is None:
+  if not os.path.isdir(directory):
     raise FileNotFoundError(f'no checkpoint in {directory}; train first with: python train.py --workdir {workdir}')
-  return manager.restore(step, args=ocp.args.StandardRestore(_abstract(params_like)))
+  manager = _manager(directory, read_only=True)
+  step, params = _restore_newest_sound(manager, params_like, 'best', delete=False)
+  manager.close()
+  if step is None:
+    raise FileNotFoundError(f'no sound checkpoint in {directory}; train again with: python train.py --workdir {workdir}')
+  return params

@@ -47,6 +47,15 @@ class ViTConfig:
   dtype: str = 'float32'  # Compute dtype; parameters stay float32.
 
   def __post_init__(self):
+    for name in ('image_size', 'patch_size', 'num_classes', 'dim', 'depth', 'num_heads', 'mlp_dim'):
+      value = getattr(self, name)
+      if not (value is None and name == 'mlp_dim') and not (isinstance(value, int) and value > 0):
+        raise ValueError(f'{name} must be a positive integer, got {value!r}.')
+    for name in ('dropout', 'attention_dropout', 'drop_path'):
+      if not 0.0 <= getattr(self, name) < 1.0:
+        raise ValueError(f'{name} must be in [0, 1), got {getattr(self, name)!r}.')
+    if self.dtype not in ('float32', 'bfloat16', 'float16'):
+      raise ValueError(f"dtype must be 'float32', 'bfloat16' or 'float16', got {self.dtype!r}.")
     if self.image_size % self.patch_size:
       raise ValueError(f'image_size {self.image_size} is not a multiple of patch_size {self.patch_size}.')
     if self.dim % self.num_heads:

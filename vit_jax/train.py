@@ -11,6 +11,7 @@ before stopping.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -25,18 +26,13 @@ from vit_jax import data as data_lib
 from vit_jax import optim, report, steps
 from vit_jax.checkpoint import Checkpoints
 from vit_jax.files import atomic_write
+from vit_jax.interrupts import StopRequest
 from vit_jax.models import ViT, ViTConfig
-
-
-class ConfigError(ValueError):
-  """The config is inconsistent; the message says which field to change."""
+from vit_jax.validate import ConfigError, check_config, check_schedule, config_changes
 
 
 def _schedule_steps(config, steps_per_epoch: int) -> tuple[int, int]:
   """(total_steps, warmup_steps): durations given in epochs or steps."""
-  given = [k for k in ('total_epochs', 'total_steps') if config.get(k)]
-  if len(given) != 1:
-    raise ConfigError(f'give exactly one of config.total_epochs and config.total_steps (got {given or "neither"}).')
   total = config.total_steps or round(config.total_epochs * steps_per_epoch)
   warmup = config.schedule.get('warmup_steps') or round(config.schedule.get('warmup_epochs', 0) * steps_per_epoch)
   return int(total), int(warmup)
@@ -53,20 +49,42 @@ def build_model(config, num_classes: int, seed: int = 0) -> ViT:
   return ViT(model_cfg, rngs=nnx.Rngs(seed))
 
 
-def _check_batch(config, num_train: int) -> None:
-  devices = jax.device_count()
-  for name in ('batch_size', 'eval_batch_size'):
-    if config[name] % devices:
-      raise ConfigError(f'config.{name}={config[name]} must be a multiple of the {devices} devices.')
-  if config.batch_size > num_train:
-    raise ConfigError(f'config.batch_size={config.batch_size} is larger than the {num_train} training images.')
+def _check_resume(config, workdir: str, allow_changes: bool, step: int) -> None:
+  """Refuses, naming the fields, settings that differ from those the run in
+  `workdir` was started with, unless `allow_changes`; then config.json keeps
+  the new settings and config_until_step_<step>.json the old ones."""
+  path = os.path.join(workdir, 'config.json')
+  if not os.path.exists(path):
+    return
+  with open(path) as f:
+    stored = f.read()
+  try:
+    changes = config_changes(stored, config)
+  except ValueError:  # Unreadable: the checkpoint itself is checked against the model.
+    return
+  if not changes:
+    return
+  listed = ', '.join(f'{field} {old!r} -> {new!r}' for field, old, new in changes[:4])
+  listed += f' and {len(changes) - 4} more' if len(changes) > 4 else ''
+  if not allow_changes:
+    raise ConfigError(f'{workdir} holds a run started with other settings ({listed}); use another --workdir, or '
+                      'pass --resume_with_changes to go on with the new ones.')
+  print(f'Resuming with changed settings: {listed}.')
+  atomic_write(os.path.join(workdir, f'config_until_step_{step}.json'), stored.encode())
 
 
-def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
-                       on_step: Callable[[int], None] | None = None) -> dict:
+def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
+                       on_step: Callable[[int], None] | None = None, stop: StopRequest | None = None,
+                       resume_with_changes: bool = False) -> dict:
   """Trains (or resumes) in `workdir`, then writes and returns the report.
-  `on_step(step)` is called after every step (a hook for tests and tools)."""
+
+  on_step(step): called after every step (a hook for tests and tools).
+  stop: a StopRequest; while training, a signal stops the run after the
+    current step with a checkpoint (KeyboardInterrupt is raised then).
+  resume_with_changes: resume even where the config differs from the run's.
+  """
   is_main = jax.process_index() == 0
+  check_config(config, jax.device_count())
   os.makedirs(workdir, exist_ok=True)
 
   # ----------------------------------------------------------------- data
@@ -74,7 +92,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                          data_dir=config.data.get('data_dir') or None)
   train_data, test_data = splits['train'], splits['test']
   num_classes, num_train = len(train_data.class_names), len(train_data)
-  _check_batch(config, num_train)
+  if config.batch_size > num_train:
+    raise ConfigError(f'config.batch_size={config.batch_size} is larger than the {num_train} training images.')
   mesh = steps.make_mesh()
   train_images = steps.put_replicated(train_data.images, mesh)
   train_labels = steps.put_replicated(train_data.labels, mesh)
@@ -83,6 +102,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
   # ------------------------------------------------- model and optimizer
   steps_per_epoch = num_train // config.batch_size
   total_steps, warmup_steps = _schedule_steps(config, steps_per_epoch)
+  check_schedule(config, total_steps, warmup_steps)
   peak_lr = config.optim.lr * config.batch_size / config.optim.get('lr_base_batch_size', config.batch_size)
   schedule = optim.learning_rate_schedule(peak_lr=peak_lr, total_steps=total_steps, warmup_steps=warmup_steps,
                                           decay_type=config.schedule.decay_type,
@@ -97,91 +117,107 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str,
                                      num_train=num_train)
   predict = steps.make_predict(graphdef, config, mesh=mesh)
 
-  # ---------------------------------------------------------- checkpoints
-  checkpoints = Checkpoints(workdir)
-  metrics_log = report.MetricsLog(workdir)
-  try:
-    restored = checkpoints.restore_latest(state)
-  except (ValueError, KeyError, TypeError) as e:
-    raise ConfigError(f'cannot resume from the checkpoint in {workdir}: it does not match this config '
-                      f'({str(e).splitlines()[0][:150]}); use another --workdir.') from None
-  if restored is not None:
-    state = restored
-  start_step = int(jax.device_get(state.step))
-  if is_main:
-    metrics_log.truncate(start_step)
-    atomic_write(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2).encode())
-    if start_step:
-      print(f'Resuming from step {start_step} in {workdir}.')
+  # ------------------------------------------- checkpoints and resuming
+  with Checkpoints(workdir) as checkpoints:  # Closed also on errors: no save is left half done.
+    metrics_log = report.MetricsLog(workdir)
+    if checkpoints.latest_step() is not None:
+      _check_resume(config, workdir, resume_with_changes, checkpoints.latest_step())
+    try:
+      start_step, restored = checkpoints.restore_latest(state)
+    except (ValueError, KeyError, TypeError) as e:
+      raise ConfigError(f'cannot resume from the checkpoint in {workdir}: it does not match this config '
+                        f'({str(e).splitlines()[0][:150]}); use another --workdir.') from None
+    if restored is not None:
+      state = restored
+    start_step = start_step or 0
+    checkpoints.drop_best_after(start_step)
+    if is_main:
+      metrics_log.truncate(start_step)
+      atomic_write(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2).encode())
+      if start_step:
+        print(f'Resuming from step {start_step} in {workdir}.')
+    records = [r for r in metrics_log.read() if r['step'] <= start_step]  # Also where another host truncates.
+    evaluated = {r['step'] for r in records if 'test_accuracy' in r}
+    best = max((r['test_accuracy'] for r in records if 'test_accuracy' in r), default=-1.0)
 
-  def eval_params(state):
-    return state.ema_params if state.ema_params is not None else state.params
+    def eval_params(state):
+      return state.ema_params if state.ema_params is not None else state.params
 
-  def run_eval(state, step):
-    preds = steps.evaluate(predict, eval_params(state), test_images, config.eval_batch_size)
-    accuracy = float((preds == test_data.labels).mean())
-    if step > checkpoints.best_step():
-      checkpoints.save_best(step, eval_params(state), accuracy)
-    return preds, accuracy
-
-  # ------------------------------------------------------------------ loop
-  progress = tqdm(total=total_steps, initial=start_step, disable=not (is_main and config.progress_bar),
-                  unit='step', dynamic_ncols=True)
-  step, last_log, preds, metrics = start_step, None, None, None
-  try:
-    while step < total_steps:
-      with jax.transfer_guard('disallow'):
-        in_flight = metrics
-        state, metrics = train_step(state, train_images, train_labels)
-        if in_flight is not None:  # Keep one step queued: progress shows finished steps.
-          jax.block_until_ready(in_flight)
-      step += 1
-      progress.update()
-      epoch_end = step % steps_per_epoch == 0 or step == total_steps
-      if step % config.log_every_steps == 0 or step == total_steps:
-        metrics = jax.device_get(metrics)
-        if not (np.isfinite(metrics['loss']) and np.isfinite(metrics['grad_norm'])):
-          raise FloatingPointError(f'loss or gradient norm is not finite at step {step} ({metrics}); '
-                                   'lower config.optim.lr or set config.optim.grad_clip_norm.')
-        now = time.perf_counter()
-        record = {'step': step, 'epoch': step / steps_per_epoch, **{k: float(v) for k, v in metrics.items()}}
-        if last_log is not None:
-          record['images_per_sec_per_device'] = ((step - last_log[0]) * config.batch_size
-                                                 / (now - last_log[1]) / jax.device_count())
-        last_log = (step, now)
-        progress.set_postfix(loss=f'{record["loss"]:.3f}', lr=f'{record["lr"]:.2e}')
+    def run_eval(state, step):
+      """Evaluates; saves the best params and logs the result, unless done before."""
+      nonlocal best
+      preds = steps.evaluate(predict, eval_params(state), test_images, config.eval_batch_size)
+      accuracy = float((preds == test_data.labels).mean())
+      if step not in evaluated:
+        if accuracy > best:
+          checkpoints.save_best(step, eval_params(state))
+          best = accuracy
         if is_main:
-          metrics_log.write(record)
-      epoch = round(step / steps_per_epoch, 3)
-      if epoch_end and (step == total_steps or (step // steps_per_epoch) % config.eval_every_epochs == 0):
-        preds, accuracy = run_eval(state, step)
-        progress.write(f'epoch {epoch:g}: test accuracy {accuracy:.4f}')
+          metrics_log.write({'step': step, 'epoch': round(step / steps_per_epoch, 3), 'test_accuracy': accuracy})
+        evaluated.add(step)
         if is_main:
-          metrics_log.write({'step': step, 'epoch': epoch, 'test_accuracy': accuracy})
-        last_log = None  # Evaluation time is not training throughput.
-      if epoch_end and (step == total_steps or (step // steps_per_epoch) % config.checkpoint_every_epochs == 0):
+          tqdm.write(f'epoch {step / steps_per_epoch:g}: test accuracy {accuracy:.4f}')
+      return step, preds
+
+    def due(step, every_epochs):
+      return step == total_steps or (step % steps_per_epoch == 0 and (step // steps_per_epoch) % every_epochs == 0)
+
+    # ------------------------------------------------------------------ loop
+    progress = tqdm(total=total_steps, initial=start_step, disable=not (is_main and config.progress_bar),
+                    unit='step', dynamic_ncols=True)
+    step, last_log, metrics, predicted = start_step, None, None, (None, None)
+    if step and due(step, config.eval_every_epochs) and step not in evaluated:
+      predicted = run_eval(state, step)  # Stopped during this evaluation: do it now.
+    try:
+      with stop.deferred() if stop is not None else contextlib.nullcontext():
+        while step < total_steps:
+          with jax.transfer_guard('disallow'):
+            in_flight = metrics
+            state, metrics = train_step(state, train_images, train_labels)
+            if in_flight is not None:  # Keep one step queued: progress shows finished steps.
+              jax.block_until_ready(in_flight)
+          step += 1
+          progress.update()
+          if step % config.log_every_steps == 0 or step == total_steps:
+            metrics = jax.device_get(metrics)
+            if not (np.isfinite(metrics['loss']) and np.isfinite(metrics['grad_norm'])):
+              raise FloatingPointError(f'the loss or gradient norm is not finite at step {step}; lower config.optim.lr '
+                                       'or set config.optim.grad_clip_norm.')
+            now = time.perf_counter()
+            record = {'step': step, 'epoch': step / steps_per_epoch, **{k: float(v) for k, v in metrics.items()}}
+            if last_log is not None:
+              record['images_per_sec_per_device'] = ((step - last_log[0]) * config.batch_size
+                                                     / (now - last_log[1]) / jax.device_count())
+            last_log = (step, now)
+            progress.set_postfix(loss=f'{record["loss"]:.3f}', lr=f'{record["lr"]:.2e}')
+            if is_main:
+              metrics_log.write(record)
+          if due(step, config.checkpoint_every_epochs) or due(step, config.eval_every_epochs):
+            checkpoints.save_latest(step, state)  # Before evaluating: a stop during it does not lose it.
+          if due(step, config.eval_every_epochs):
+            predicted = run_eval(state, step)
+            last_log = None  # Evaluation time is not training throughput.
+          if on_step is not None:
+            on_step(step)
+          if stop is not None and stop.requested and step < total_steps:
+            raise KeyboardInterrupt
+    except KeyboardInterrupt:
+      progress.close()
+      if checkpoints.latest_step() != step and not any(x.is_deleted() for x in jax.tree.leaves(state)):
         checkpoints.save_latest(step, state)
-      if on_step is not None:
-        on_step(step)
-  except KeyboardInterrupt:
+      print(f'Interrupted at step {step}; checkpoint of step {checkpoints.latest_step()} kept. Run the same command '
+            'again to resume.')
+      raise
     progress.close()
-    checkpoints.save_latest(step, state)
-    checkpoints.close()
-    print(f'Interrupted at step {step}; checkpoint saved. Run the same command again to resume.')
-    raise
-  progress.close()
 
-  # ---------------------------------------------------------------- report
-  if preds is None:  # Resumed a finished run: evaluate its final state.
-    preds, accuracy = run_eval(state, step)
-  checkpoints.close()
-  summary = {'steps': step, 'epochs': step / steps_per_epoch, 'devices': jax.device_count(),
-             'device_kind': jax.devices()[0].device_kind, 'data': config.data.source}
-  result = {'test_accuracy': accuracy}
-  if is_main:
-    result = report.write_report(workdir, labels=test_data.labels, preds=preds, images=test_data.images,
-                                 class_names=test_data.class_names, records=metrics_log.read(), extra=summary)
-    print(f'Test accuracy {result["test_accuracy"]:.4f} after {step} steps; report in '
-          f'{os.path.join(workdir, "report.json")}')
-  return result
-
+    # ---------------------------------------------------------------- report
+    _, preds = predicted if predicted[0] == step else run_eval(state, step)  # A finished run resumed.
+    summary = {'steps': step, 'epochs': step / steps_per_epoch, 'devices': jax.device_count(),
+               'device_kind': jax.devices()[0].device_kind, 'data': config.data.source}
+    result = {'test_accuracy': float((preds == test_data.labels).mean())}
+    if is_main:
+      result = report.write_report(workdir, labels=test_data.labels, preds=preds, images=test_data.images,
+                                   class_names=test_data.class_names, records=metrics_log.read(), extra=summary)
+      print(f'Test accuracy {result["test_accuracy"]:.4f} after {step} steps; report in '
+            f'{os.path.join(workdir, "report.json")}')
+    return result
