@@ -30,6 +30,12 @@ import os
 import sys
 import urllib.parse
 
+from vit_jax.interrupts import StopRequest
+
+STOP = StopRequest()  # Ctrl-C and SIGTERM: finished images are kept, never a traceback.
+if __name__ == '__main__':
+  STOP.install()
+
 IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')
 
 
@@ -218,7 +224,7 @@ def segment_all(segmenter, settings, prompts, paths, out, counts: collections.Co
 
 
 if __name__ == '__main__':
-  from vit_jax.interrupts import StopRequest
-  stop_request = StopRequest()
-  stop_request.install()
-  sys.exit(main(stop=stop_request))
+  try:
+    sys.exit(main(stop=STOP))
+  except KeyboardInterrupt:  # Before any image: nothing to keep.
+    sys.exit(STOP.exit_status)

@@ -17,8 +17,14 @@ outside SLURM / MPI / Kubernetes / TPU pods, --coordinator_address=HOST:PORT
 
 import sys
 
-from absl import app, flags, logging
-from ml_collections import config_flags
+from vit_jax.interrupts import StopRequest
+
+STOP = StopRequest()  # Ctrl-C and SIGTERM: a checkpoint while training, never a traceback.
+if __name__ == '__main__':
+  STOP.install()
+
+from absl import app, flags, logging  # noqa: E402
+from ml_collections import config_flags  # noqa: E402
 
 config_flags.DEFINE_config_file('config', 'configs/deit_ti.py', 'Training config file (a get_config() module).',
                                 lock_config=True)
@@ -42,9 +48,6 @@ def main(argv):
   if len(argv) > 1:
     fail(f'unexpected arguments: {" ".join(argv[1:])}; options are --flag=value (see --help).', 2)
   logging.set_verbosity(logging.ERROR)
-  from vit_jax.interrupts import StopRequest
-  stop = StopRequest()
-  stop.install()  # From here on Ctrl-C and SIGTERM end the run with a checkpoint, never a traceback.
   try:
     import jax
     from vit_jax.data import DataError
@@ -57,27 +60,33 @@ def main(argv):
         fail(f'--distributed: cannot join the cluster ({str(e).splitlines()[0][:200]}).', 2)
     config_name = config_flags.get_config_filename(FLAGS['config']).rsplit('/', 1)[-1].removesuffix('.py')
     workdir = FLAGS.workdir or f'workdirs/{config_name}'
-    train_and_evaluate(FLAGS.config, workdir, stop=stop, resume_with_changes=FLAGS.resume_with_changes)
+    train_and_evaluate(FLAGS.config, workdir, stop=STOP, resume_with_changes=FLAGS.resume_with_changes)
   except (DataError, ConfigError) as e:
     fail(str(e), 2)
   except FloatingPointError as e:  # Diverged: the checkpoints before it are kept.
     fail(f'training diverged: {e}', 1)
   except OSError as e:  # Disk full, no permission, ...
     fail(f'{e.strerror or e}: {e.filename or ""}'.rstrip(': '), 1)
-  except KeyboardInterrupt:
-    sys.exit(stop.exit_status)
 
 
 def _parse_flags(argv):
   """absl flag parsing, with a bad flag, config file or --config.* key as one line."""
   try:
-    return FLAGS(argv)
+    argv = FLAGS(argv)
+    FLAGS.config.get('seed')  # A config file that failed to load raises here, not later.
+    return argv
   except flags.Error as e:
     fail(str(e).splitlines()[0], 2)
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     message = str(e).strip('\'"').replace('\\n', ' ').replace("\\'", "'")
     fail(f'bad config override ({message}); see the fields of the config file.', 2)
+  except Exception as e:  # The config file itself: missing, or not Python.
+    reason = ' '.join(str(e).split())[:300] or type(e).__name__
+    fail(f'cannot load the config file: {reason}', 2)
 
 
 if __name__ == '__main__':
-  app.run(main, flags_parser=_parse_flags)
+  try:
+    app.run(main, flags_parser=_parse_flags)
+  except KeyboardInterrupt:
+    sys.exit(STOP.exit_status)

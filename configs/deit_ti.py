@@ -46,7 +46,7 @@ def get_config() -> ml_collections.ConfigDict:
 
   config.batch_size = 1024
   config.eval_batch_size = 1000
-  config.total_epochs = 300
+  config.total_epochs = 300.0  # May be fractional.
   config.total_steps = 0  # Alternative to total_epochs; give exactly one.
   config.optim = dict(
       lr=5e-4,  # Per lr_base_batch_size images; the peak is lr * batch_size / lr_base_batch_size.

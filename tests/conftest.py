@@ -11,39 +11,9 @@ os.environ.setdefault('JAX_PLATFORMS', 'cpu')
 
 import pytest  # noqa: E402
 
-from configs import deit_ti  # noqa: E402
+from tiny_train_config import tiny_config  # noqa: E402, F401  (tests import it from here)
 
-FIXTURE = pathlib.Path(__file__).parent / 'fixtures' / 'cifar10_small.tar.gz'
 ROOT = pathlib.Path(__file__).parent.parent
-
-
-def tiny_config(**overrides):
-  """DeiT recipe on a ViT small enough to train in seconds on the fixture."""
-  config = deit_ti.get_config()
-  config.data.source = f'folder:{FIXTURE}'
-  config.model = dict(preset='deit_tiny', patch_size=8, dim=64, depth=2, num_heads=2, mlp_dim=128,
-                      drop_path=0.0, dropout=0.0, dtype='float32')
-  config.aug.randaugment_layers = 1
-  config.aug.mixup_alpha = 0.0
-  config.aug.cutmix_alpha = 0.0
-  config.aug.random_erasing = 0.0
-  config.batch_size = 100
-  config.eval_batch_size = 100
-  config.total_epochs = 2
-  config.optim.lr = 2e-3
-  config.optim.lr_base_batch_size = 100
-  config.schedule.warmup_epochs = 0.5
-  config.eval_every_epochs = 1
-  config.checkpoint_every_epochs = 1
-  config.log_every_steps = 5
-  config.progress_bar = False
-  for key, value in overrides.items():
-    target = config
-    *parents, leaf = key.split('.')
-    for p in parents:
-      target = target[p]
-    target[leaf] = value
-  return config
 
 
 @pytest.fixture

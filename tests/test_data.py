@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import FIXTURE
+from tiny_train_config import FIXTURE
 from vit_jax import data
 from vit_jax.data import DataError
 

@@ -96,7 +96,9 @@ def _walk(path: str) -> Iterator[tuple[str, callable]]:
         if member.isfile():
           yield member.name, lambda member=member: tar.extractfile(member).read()
   except (tarfile.TarError, OSError, EOFError) as e:
-    raise DataError(f'cannot read archive {path!r} ({e}); it must be a directory or a .tar/.tar.gz of split/class/image files.') from None
+    reason = 'not a tar archive' if isinstance(e, tarfile.ReadError) else ' '.join(str(e).split())[:150]
+    raise DataError(f'cannot read archive {path!r} ({reason}); it must be a directory or a .tar/.tar.gz of '
+                    'split/class/image files.') from None
 
 
 def _decode(name: str, data: bytes, image_size: int | None) -> np.ndarray:

@@ -1,0 +1,269 @@
+"""train.py against hostile input and interruptions, as a subprocess: a bad
+flag or config value is one line (exit 2) before any work; killed or stopped
+at any moment (compiling, evaluating, writing a checkpoint), a run resumes to
+the same parameters, metrics log and best checkpoint as one never stopped; a
+damaged checkpoint falls back to the one before it."""
+
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import jax
+import numpy as np
+import pytest
+from flax import nnx
+
+from conftest import ROOT, tiny_config
+from vit_jax import checkpoint, train
+
+CONFIG = 'tests/tiny_train_config.py'
+
+
+def command(workdir, *args):
+  return [sys.executable, 'train.py', f'--config={CONFIG}', f'--workdir={workdir}', *args]
+
+
+def run(workdir, *args, timeout=300):
+  return subprocess.run(command(workdir, *args), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
+
+
+# (flags, a phrase of the one-line message)
+CASES = [
+    (['--config.batch_size=0'], 'config.batch_size=0: must be a positive integer'),
+    (['--config.batch_size=-100'], 'config.batch_size=-100: must be a positive integer'),
+    (['--config.batch_size=30'], 'must be a multiple of the'),  # With 4 simulated devices (see XLA_FLAGS below).
+    (['--config.eval_batch_size=0'], 'config.eval_batch_size=0'),
+    (['--config.optim.lr=-0.001'], 'config.optim.lr=-0.001: must be a positive number'),
+    (['--config.optim.lr=nan'], 'config.optim.lr=nan'),
+    (['--config.optim.lr=inf'], 'config.optim.lr=inf'),
+    (['--config.optim.weight_decay=-1'], 'config.optim.weight_decay'),
+    (['--config.optim.b2=1.0'], 'config.optim.b2=1.0: must be a number in [0, 1)'),
+    (['--config.optim.ema_decay=1.5'], 'config.optim.ema_decay'),
+    (['--config.total_epochs=-2'], 'config.total_epochs=-2'),
+    (['--config.total_epochs=0'], 'give exactly one of config.total_epochs and config.total_steps'),
+    (['--config.total_steps=5'], 'give exactly one of'),
+    (['--config.total_epochs=0.01'], 'the run would have 0 steps'),
+    (['--config.schedule.warmup_epochs=5'], 'the warmup (50 steps) is longer than the run (20 steps)'),
+    (['--config.schedule.decay_type=linear'], "config.schedule.decay_type='linear': must be 'cosine' or 'onecycle'"),
+    (['--config.log_every_steps=0'], 'config.log_every_steps=0'),
+    (['--config.eval_every_epochs=0'], 'config.eval_every_epochs=0'),
+    (['--config.checkpoint_every_epochs=-1'], 'config.checkpoint_every_epochs=-1'),
+    (['--config.data.image_size=0'], 'config.data.image_size=0'),
+    (['--config.data.std=(0.2,0.0,0.2)'], 'config.data.std'),
+    (['--config.aug.label_smoothing=1.0'], 'config.aug.label_smoothing=1.0'),
+    (['--config.aug.randaugment_magnitude=50'], 'must be a number in [0, 10]'),
+    (['--config.aug.crop_padding=-4'], 'config.aug.crop_padding=-4'),
+    (['--config.model.preset=vit_huge'], "unknown model preset 'vit_huge'"),
+    (['--config.model.patch_size=5'], 'image_size 32 is not a multiple of patch_size 5'),
+    (['--config.model.num_heads=3'], 'dim 64 is not divisible by num_heads 3'),
+    (['--config.model.depth=0'], 'depth must be a positive integer'),
+    (['--config.model.dropout=1.5'], 'dropout must be in [0, 1)'),
+    (['--config.model.dtype=float8'], "dtype must be 'float32', 'bfloat16' or 'float16'"),
+    (['--config.model.depht=3'], 'Did you mean "depth"'),
+    (['--config.optim.lrr=1'], 'Did you mean "lr"'),
+    (['--config.batch_size=many'], "invalid literal for int() with base 10: 'many'"),
+    (['--config.batch_size=5000'], 'is larger than the 1000 training images'),
+    (['--config.data.source=folder:/nowhere'], "image folder '/nowhere' does not exist"),
+    (['--config.data.source=folder:train.py'], "cannot read archive 'train.py'"),
+    (['--config.data.source=imagenet'], "unknown data source 'imagenet'"),
+    (['--no_such_flag'], 'Unknown command line flag'),
+    (['extra'], 'unexpected arguments: extra'),
+    (['--config=configs/none.py'], "cannot load the config file: "),
+]
+
+
+def check_case(tmp_path, k, args, phrase):
+  workdir = tmp_path / f'case{k}'
+  env = {**os.environ, 'XLA_FLAGS': '--xla_force_host_platform_device_count=4'}
+  result = subprocess.run(command(workdir, *args), cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+  lines = result.stderr.strip().splitlines()
+  problems = [
+      result.returncode != 2 and f'exit status {result.returncode}',
+      'Traceback' in result.stderr and 'a traceback',
+      not (len(lines) == 1 and lines[0].startswith('error: ') and phrase in lines[0]) and f'not {phrase!r} in one line',
+      (workdir / 'checkpoints').exists() and 'checkpoints written',
+  ]
+  problems = [p for p in problems if p]
+  return f'{args}: {", ".join(problems)}; stderr: {lines[-3:]}' if problems else None
+
+
+def test_bad_flags_and_config_values_are_one_line_before_any_work(tmp_path):
+  with ThreadPoolExecutor(3) as pool:
+    outcomes = list(pool.map(lambda case: check_case(tmp_path, case[0], *case[1]), enumerate(CASES)))
+  failures = [o for o in outcomes if o]
+  assert not failures, '\n'.join(failures)
+
+
+def test_a_config_file_that_does_not_load_is_one_line(tmp_path):
+  broken = tmp_path / 'broken.py'
+  broken.write_text('def get_config(:\n')
+  result = run(tmp_path / 'run', f'--config={broken}')
+  assert result.returncode == 2 and 'Traceback' not in result.stderr
+  assert len(result.stderr.strip().splitlines()) == 1 and result.stderr.startswith('error: ')
+
+
+def test_divergence_is_one_line_and_keeps_no_temporary_checkpoint(tmp_path):
+  result = run(tmp_path, '--config.optim.lr=1e30', '--config.log_every_steps=1')
+  assert result.returncode == 1 and 'Traceback' not in result.stderr
+  lines = result.stderr.strip().splitlines()
+  assert len(lines) == 1 and re.fullmatch(
+      r'error: training diverged: the loss or gradient norm is not finite at step \d+; lower config.optim.lr or '
+      r'set config.optim.grad_clip_norm.', lines[0]), lines
+  assert not list(tmp_path.rglob('*tmp*'))
+
+
+def test_resuming_with_other_settings_is_refused_and_keeps_the_config(tmp_path):
+  assert run(tmp_path, '--config.total_epochs=1').returncode == 0
+  original = (tmp_path / 'config.json').read_text()
+  result = run(tmp_path, '--config.total_epochs=1', '--config.batch_size=50')
+  assert result.returncode == 2 and 'Traceback' not in result.stderr
+  assert result.stderr.strip().splitlines() == [
+      f'error: {tmp_path} holds a run started with other settings (batch_size 100 -> 50); use another --workdir, '
+      'or pass --resume_with_changes to go on with the new ones.']
+  assert (tmp_path / 'config.json').read_text() == original
+  # Settings that do not change the computation may change.
+  assert run(tmp_path, '--config.total_epochs=1', '--config.log_every_steps=2').returncode == 0
+  # An explicit override goes on, and keeps the old settings beside the new.
+  result = run(tmp_path, '--config.total_epochs=2', '--resume_with_changes')
+  assert result.returncode == 0, result.stderr
+  assert 'Resuming with changed settings: total_epochs 1.0 -> 2.0.' in result.stdout
+  assert json.loads((tmp_path / 'config_until_step_10.json').read_text())['total_epochs'] == 1
+  assert json.loads((tmp_path / 'config.json').read_text())['total_epochs'] == 2
+  assert json.loads((tmp_path / 'report.json').read_text())['steps'] == 20
+
+
+# ------------------------------------------------------------ interruptions
+
+KILL_CONFIG = ['--config.total_epochs=3', '--config.aug.randaugment_layers=0', '--config.optim.ema_decay=0.9']
+TIMING = ('images_per_sec_per_device',)
+
+
+def outcome(workdir):
+  """What a finished run leaves: final state, metrics log, best checkpoint, report."""
+  records = [{k: v for k, v in json.loads(line).items() if k not in TIMING}
+             for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+  ckpt = checkpoint.Checkpoints(str(workdir))
+  state = ckpt.latest.restore(ckpt.latest_step())
+  best_steps = ckpt.best.all_steps()
+  ckpt.close()
+  _, params_like = nnx.split(train.build_model(tiny_config(), 10), nnx.Param)
+  best = checkpoint.restore_best_params(str(workdir), params_like)
+  report = json.loads((workdir / 'report.json').read_text())
+  return state, records, max(best_steps), best, report['test_accuracy']
+
+
+def assert_same_outcome(expected, got):
+  (state_a, records_a, best_step_a, best_a, acc_a), (state_b, records_b, best_step_b, best_b, acc_b) = expected, got
+  assert records_a == records_b
+  assert best_step_a == best_step_b and acc_a == acc_b
+  for a, b in ((state_a, state_b), (best_a, best_b)):
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a, b)
+
+
+@pytest.fixture(scope='module')
+def uninterrupted(tmp_path_factory):
+  workdir = tmp_path_factory.mktemp('uninterrupted')
+  result = run(workdir, *KILL_CONFIG)
+  assert result.returncode == 0, result.stderr
+  return workdir, outcome(workdir)
+
+
+def compiling(workdir, since):
+  """config.json is written just before the first step is compiled."""
+  return (workdir / 'config.json').stat().st_mtime > since
+
+
+def writing_a_checkpoint(workdir, since):
+  return any('tmp' in p.name for p in (workdir / 'checkpoints' / 'latest').glob('*'))
+
+
+def evaluating(workdir, since):
+  """A new, complete checkpoint at an epoch's end whose evaluation is not logged yet."""
+  saved = {int(p.name) for p in (workdir / 'checkpoints' / 'latest').glob('*')
+           if p.name.isdigit() and p.stat().st_mtime > since and (p / 'sha256.json').exists()}
+  log = workdir / 'metrics.jsonl'
+  logged = {json.loads(line)['step'] for line in log.read_text().splitlines() if 'test_accuracy' in line} \
+      if log.exists() else set()
+  return any(s % 10 == 0 and s not in logged for s in saved)
+
+
+def stop_when(workdir, moment, signum, delay=0.0, timeout=120):
+  """Starts the run, sends `signum` once `moment(workdir, start time)` holds
+  (plus `delay` s); returns (exit status, stderr)."""
+  since = time.time()
+  process = subprocess.Popen(command(workdir, *KILL_CONFIG), cwd=ROOT, stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+  deadline = time.time() + timeout
+  while process.poll() is None and time.time() < deadline:
+    try:
+      if moment(workdir, since):
+        break
+    except (OSError, ValueError):  # A file caught mid-write.
+      pass
+    time.sleep(0.002)
+  time.sleep(delay)
+  process.send_signal(signum)
+  _, stderr = process.communicate(timeout=120)
+  return process.returncode, stderr
+
+
+@pytest.mark.slow  # Six runs of the tiny config, each stopped somewhere else, then one to finish: about 2 minutes.
+def test_killed_and_stopped_at_any_moment_resumes_to_the_same_run(tmp_path, uninterrupted):
+  reference_dir, expected = uninterrupted
+  workdir = tmp_path / 'run'
+  rng = random.Random(0)
+  stops = [(compiling, signal.SIGTERM, 0.5, 143), (compiling, signal.SIGKILL, 0.5, -9),
+           (writing_a_checkpoint, signal.SIGKILL, 0.0, -9), (evaluating, signal.SIGKILL, 0.0, -9),
+           (evaluating, signal.SIGINT, 0.0, 130), (compiling, signal.SIGKILL, rng.uniform(0, 3), None)]  # None: killed or done.
+  for moment, signum, delay, status in stops:
+    returncode, stderr = stop_when(workdir, moment, signum, delay)
+    assert 'Traceback' not in stderr and 'Segmentation fault' not in stderr
+    assert returncode == status or status is None and returncode in (-9, 0), (moment.__name__, returncode, stderr)
+  result = run(workdir, *KILL_CONFIG)
+  assert result.returncode == 0, result.stderr
+  assert_same_outcome(expected, outcome(workdir))
+  assert not list(workdir.rglob('*tmp*'))
+
+
+def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, uninterrupted):
+  reference_dir, expected = uninterrupted
+  workdir = tmp_path / 'run'
+  shutil.copytree(reference_dir, workdir)
+  (workdir / 'report.json').unlink()
+  latest = workdir / 'checkpoints' / 'latest'
+  assert sorted(int(p.name) for p in latest.iterdir()) == [20, 30]  # The last two are kept.
+  data = max((p for p in (latest / '30').rglob('*') if p.is_file() and p.name != 'sha256.json'),
+             key=lambda p: p.stat().st_size)
+  data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])  # Truncated, as by a full disk.
+  result = run(workdir, *KILL_CONFIG)
+  assert result.returncode == 0, result.stderr
+  assert 'warning: the latest checkpoint of step 30 is damaged' in result.stderr
+  assert 'Resuming from step 20' in result.stdout
+  assert_same_outcome(expected, outcome(workdir))
+
+
+def test_a_damaged_best_checkpoint_falls_back_to_the_best_before(tmp_path, uninterrupted):
+  reference_dir, _ = uninterrupted
+  workdir = tmp_path / 'run'
+  shutil.copytree(reference_dir, workdir)
+  best = workdir / 'checkpoints' / 'best'
+  steps = sorted(int(p.name) for p in best.iterdir())
+  if len(steps) < 2:
+    pytest.skip('the tiny run improved only once')
+  manifest = best / str(steps[-1]) / 'sha256.json'
+  manifest.write_text(manifest.read_text().replace('"', "'", 1))  # Unreadable checksums.
+  _, params_like = nnx.split(train.build_model(tiny_config(), 10), nnx.Param)
+  params = checkpoint.restore_best_params(str(workdir), params_like)
+  ckpt = checkpoint.Checkpoints(str(workdir))
+  older = ckpt.best.restore(steps[-2])
+  ckpt.close()
+  assert len(jax.tree.leaves(params)) == len(jax.tree.leaves(older))
+  for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(older)):  # Both in sorted key order.
+    np.testing.assert_array_equal(a, b)
