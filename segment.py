@@ -226,5 +226,6 @@ def segment_all(segmenter, settings, prompts, paths, out, counts: collections.Co
 if __name__ == '__main__':
   try:
     sys.exit(main(stop=STOP))
-  except KeyboardInterrupt:  # Before any image: nothing to keep.
+  except KeyboardInterrupt:  # Before any image.
+    print('interrupted before any image was done; nothing was written.', file=sys.stderr)
     sys.exit(STOP.exit_status)

@@ -17,7 +17,7 @@ outside SLURM / MPI / Kubernetes / TPU pods, --coordinator_address=HOST:PORT
 
 import sys
 
-from vit_jax.interrupts import StopRequest
+from vit_jax.interrupts import Interrupted, StopRequest
 
 STOP = StopRequest()  # Ctrl-C and SIGTERM: a checkpoint while training, never a traceback.
 if __name__ == '__main__':
@@ -88,5 +88,6 @@ def _parse_flags(argv):
 if __name__ == '__main__':
   try:
     app.run(main, flags_parser=_parse_flags)
-  except KeyboardInterrupt:
+  except KeyboardInterrupt as e:
+    print(e if isinstance(e, Interrupted) else 'Interrupted before training started; nothing to keep.', file=sys.stderr)
     sys.exit(STOP.exit_status)

@@ -76,6 +76,7 @@ CASES = [
     (['--no_such_flag'], 'Unknown command line flag'),
     (['extra'], 'unexpected arguments: extra'),
     (['--config=configs/none.py'], "cannot load the config file: "),
+    (['--workdir=README.md'], "--workdir 'README.md' cannot be used"),
 ]
 
 
@@ -119,8 +120,8 @@ def test_divergence_is_one_line_and_keeps_no_temporary_checkpoint(tmp_path):
   assert not list(tmp_path.rglob('*tmp*'))
 
 
-def test_resuming_with_other_settings_is_refused_and_keeps_the_config(tmp_path):
-  assert run(tmp_path, '--config.total_epochs=1').returncode == 0
+def test_resuming_with_other_settings_is_refused_and_keeps_the_config(tmp_path, capsys):
+  train.train_and_evaluate(tiny_config(total_epochs=1), str(tmp_path))
   original = (tmp_path / 'config.json').read_text()
   result = run(tmp_path, '--config.total_epochs=1', '--config.batch_size=50')
   assert result.returncode == 2 and 'Traceback' not in result.stderr
@@ -129,11 +130,11 @@ def test_resuming_with_other_settings_is_refused_and_keeps_the_config(tmp_path):
       'or pass --resume_with_changes to go on with the new ones.']
   assert (tmp_path / 'config.json').read_text() == original
   # Settings that do not change the computation may change.
-  assert run(tmp_path, '--config.total_epochs=1', '--config.log_every_steps=2').returncode == 0
+  train.train_and_evaluate(tiny_config(total_epochs=1, log_every_steps=2), str(tmp_path))
   # An explicit override goes on, and keeps the old settings beside the new.
-  result = run(tmp_path, '--config.total_epochs=2', '--resume_with_changes')
-  assert result.returncode == 0, result.stderr
-  assert 'Resuming with changed settings: total_epochs 1.0 -> 2.0.' in result.stdout
+  capsys.readouterr()
+  train.train_and_evaluate(tiny_config(total_epochs=2), str(tmp_path), resume_with_changes=True)
+  assert 'Resuming with changed settings: total_epochs 1.0 -> 2.0.\n' in capsys.readouterr().out  # Only that.
   assert json.loads((tmp_path / 'config_until_step_10.json').read_text())['total_epochs'] == 1
   assert json.loads((tmp_path / 'config.json').read_text())['total_epochs'] == 2
   assert json.loads((tmp_path / 'report.json').read_text())['steps'] == 20
@@ -214,13 +215,12 @@ def stop_when(workdir, moment, signum, delay=0.0, timeout=120):
   return process.returncode, stderr
 
 
-@pytest.mark.slow  # Six runs of the tiny config, each stopped somewhere else, then one to finish: about 2 minutes.
+@pytest.mark.slow  # Five runs of the tiny config, each stopped somewhere else, then one to finish: about 2 minutes.
 def test_killed_and_stopped_at_any_moment_resumes_to_the_same_run(tmp_path, uninterrupted):
   reference_dir, expected = uninterrupted
   workdir = tmp_path / 'run'
   rng = random.Random(0)
-  stops = [(compiling, signal.SIGTERM, 0.5, 143), (compiling, signal.SIGKILL, 0.5, -9),
-           (writing_a_checkpoint, signal.SIGKILL, 0.0, -9), (evaluating, signal.SIGKILL, 0.0, -9),
+  stops = [(compiling, signal.SIGTERM, 0.5, 143), (writing_a_checkpoint, signal.SIGKILL, 0.0, -9), (evaluating, signal.SIGKILL, 0.0, -9),
            (evaluating, signal.SIGINT, 0.0, 130), (compiling, signal.SIGKILL, rng.uniform(0, 3), None)]  # None: killed or done.
   for moment, signum, delay, status in stops:
     returncode, stderr = stop_when(workdir, moment, signum, delay)

@@ -13,7 +13,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))  # configs/, also 
 
 from configs import deit_ti  # noqa: E402
 
-FIXTURE = pathlib.Path(__file__).parent / 'fixtures' / 'cifar10_small.tar.gz'
+FIXTURE = pathlib.Path(__file__).resolve().parent / 'fixtures' / 'cifar10_small.tar.gz'
 
 
 def tiny_config(**overrides):

@@ -64,6 +64,12 @@ def _restore_newest_sound(manager: ocp.CheckpointManager, like, what: str, delet
   return None, None
 
 
+def saved_steps(workdir: str) -> list[int]:
+  """Steps of the latest-state checkpoints in `workdir`, without opening them."""
+  directory = os.path.join(workdir, 'checkpoints', 'latest')
+  return [int(name) for name in os.listdir(directory) if name.isdigit()] if os.path.isdir(directory) else []
+
+
 class Checkpoints:
   """The two checkpoint series of one work directory."""
 

@@ -17,6 +17,10 @@ import contextlib
 import signal
 
 
+class Interrupted(KeyboardInterrupt):
+  """A run stopped at a signal after keeping its work; the message says what was kept."""
+
+
 class StopRequest:
   """SIGINT and SIGTERM, as a request to stop."""
 

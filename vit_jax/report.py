@@ -40,9 +40,11 @@ class MetricsLog:
     records = []
     for line in lines:
       try:
-        records.append(json.loads(line))
+        record = json.loads(line)
       except json.JSONDecodeError:  # A line cut by a crash: drop it.
-        pass
+        continue
+      if isinstance(record, dict) and isinstance(record.get('step'), int):  # Not some other writer's line.
+        records.append(record)
     return records
 
   def truncate(self, step: int) -> None:

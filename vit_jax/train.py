@@ -24,9 +24,9 @@ from tqdm import tqdm
 
 from vit_jax import data as data_lib
 from vit_jax import optim, report, steps
-from vit_jax.checkpoint import Checkpoints
+from vit_jax.checkpoint import Checkpoints, saved_steps
 from vit_jax.files import atomic_write
-from vit_jax.interrupts import StopRequest
+from vit_jax.interrupts import Interrupted, StopRequest
 from vit_jax.models import ViT, ViTConfig
 from vit_jax.validate import ConfigError, check_config, check_schedule, config_changes
 
@@ -85,7 +85,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   """
   is_main = jax.process_index() == 0
   check_config(config, jax.device_count())
-  os.makedirs(workdir, exist_ok=True)
+  try:
+    os.makedirs(workdir, exist_ok=True)
+  except OSError as e:
+    raise ConfigError(f'--workdir {workdir!r} cannot be used ({e.strerror}).') from None
+  if saved_steps(workdir):
+    _check_resume(config, workdir, resume_with_changes, max(saved_steps(workdir)))
 
   # ----------------------------------------------------------------- data
   splits = data_lib.load(config.data.source, ('train', 'test'), image_size=config.data.image_size,
@@ -120,8 +125,6 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   # ------------------------------------------- checkpoints and resuming
   with Checkpoints(workdir) as checkpoints:  # Closed also on errors: no save is left half done.
     metrics_log = report.MetricsLog(workdir)
-    if checkpoints.latest_step() is not None:
-      _check_resume(config, workdir, resume_with_changes, checkpoints.latest_step())
     try:
       start_step, restored = checkpoints.restore_latest(state)
     except (ValueError, KeyError, TypeError) as e:
@@ -166,10 +169,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     progress = tqdm(total=total_steps, initial=start_step, disable=not (is_main and config.progress_bar),
                     unit='step', dynamic_ncols=True)
     step, last_log, metrics, predicted = start_step, None, None, (None, None)
-    if step and due(step, config.eval_every_epochs) and step not in evaluated:
-      predicted = run_eval(state, step)  # Stopped during this evaluation: do it now.
-    try:
-      with stop.deferred() if stop is not None else contextlib.nullcontext():
+    with stop.deferred() if stop is not None else contextlib.nullcontext():  # Signals: at the end of a step.
+      if step and due(step, config.eval_every_epochs) and step not in evaluated:
+        predicted = run_eval(state, step)  # Stopped during this evaluation: do it now.
+      try:
         while step < total_steps:
           with jax.transfer_guard('disallow'):
             in_flight = metrics
@@ -201,23 +204,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
             on_step(step)
           if stop is not None and stop.requested and step < total_steps:
             raise KeyboardInterrupt
-    except KeyboardInterrupt:
+      except KeyboardInterrupt:
+        progress.close()
+        if checkpoints.latest_step() != step and not any(x.is_deleted() for x in jax.tree.leaves(state)):
+          checkpoints.save_latest(step, state)
+        raise Interrupted(f'Interrupted at step {step}; the checkpoint of step {checkpoints.latest_step()} is kept. '
+                          'Run the same command again to resume.') from None
       progress.close()
-      if checkpoints.latest_step() != step and not any(x.is_deleted() for x in jax.tree.leaves(state)):
-        checkpoints.save_latest(step, state)
-      print(f'Interrupted at step {step}; checkpoint of step {checkpoints.latest_step()} kept. Run the same command '
-            'again to resume.')
-      raise
-    progress.close()
 
-    # ---------------------------------------------------------------- report
-    _, preds = predicted if predicted[0] == step else run_eval(state, step)  # A finished run resumed.
-    summary = {'steps': step, 'epochs': step / steps_per_epoch, 'devices': jax.device_count(),
-               'device_kind': jax.devices()[0].device_kind, 'data': config.data.source}
-    result = {'test_accuracy': float((preds == test_data.labels).mean())}
-    if is_main:
-      result = report.write_report(workdir, labels=test_data.labels, preds=preds, images=test_data.images,
-                                   class_names=test_data.class_names, records=metrics_log.read(), extra=summary)
-      print(f'Test accuracy {result["test_accuracy"]:.4f} after {step} steps; report in '
-            f'{os.path.join(workdir, "report.json")}')
-    return result
+      # ---------------------------------------------------------------- report
+      _, preds = predicted if predicted[0] == step else run_eval(state, step)  # A finished run resumed.
+      summary = {'steps': step, 'epochs': step / steps_per_epoch, 'devices': jax.device_count(),
+                 'device_kind': jax.devices()[0].device_kind, 'data': config.data.source}
+      result = {'test_accuracy': float((preds == test_data.labels).mean())}
+      if is_main:
+        result = report.write_report(workdir, labels=test_data.labels, preds=preds, images=test_data.images,
+                                     class_names=test_data.class_names, records=metrics_log.read(), extra=summary)
+        print(f'Test accuracy {result["test_accuracy"]:.4f} after {step} steps; report in '
+              f'{os.path.join(workdir, "report.json")}')
+      return result
