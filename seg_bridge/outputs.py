@@ -63,8 +63,6 @@ def overlay(image: np.ndarray, instances) -> Image.Image:
   return picture
 
 
-
-
 def safe_stem(stem: str) -> str:
   """A file stem as a folder name: no separators or control characters, not
   hidden, at most 100 characters."""
