@@ -6,8 +6,12 @@ train/CLASS/0000-0099.jpg and test/CLASS/0000-0029.jpg for the ten classes.
 
 import os
 import pathlib
+import tempfile
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+# One compilation cache for the session: the many train.py subprocesses of the
+# same tiny config compile each program once, not once per process.
+os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='vit_jax_test_cache_'))
 
 import pytest  # noqa: E402
 

@@ -197,10 +197,12 @@ def evaluating(workdir, since):
 
 def stop_when(workdir, moment, signum, delay=0.0, timeout=120):
   """Starts the run, sends `signum` once `moment(workdir, start time)` holds
-  (plus `delay` s); returns (exit status, stderr)."""
+  (plus `delay` s); returns (exit status, stderr). A stop while compiling
+  runs without the session's compilation cache, so that XLA really compiles."""
   since = time.time()
+  env = {k: v for k, v in os.environ.items() if not (moment is compiling and k == 'JAX_COMPILATION_CACHE_DIR')}
   process = subprocess.Popen(command(workdir, *KILL_CONFIG), cwd=ROOT, stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True)
+                             stderr=subprocess.PIPE, text=True, env=env)
   deadline = time.time() + timeout
   while process.poll() is None and time.time() < deadline:
     try:
