@@ -140,3 +140,11 @@ def test_missing_weights_are_one_sentence_from_the_command_line(tmp_path, model)
   last = result.stderr.strip().splitlines()[-1]
   assert last.startswith('error: CLIPSeg processor ') and repr(model) in last and 'save_pretrained' in last
   assert 'Traceback' not in result.stderr and not (tmp_path / 'out').exists()
+
+
+def test_an_out_folder_without_write_permission_is_refused_before_anything(tmp_path, monkeypatch, capsys):
+  """(As root every folder is writable, so the permission answer is simulated.)"""
+  monkeypatch.setattr(segment.os, 'access', lambda path, mode: False)
+  status = segment.main(['--prompt', 'dog', photo(tmp_path / 'a.png'), '--out', str(tmp_path / 'out')])
+  assert status == 2 and capsys.readouterr().err.startswith(f"error: --out '{tmp_path / 'out'}': no permission to write")
+  assert not (tmp_path / 'out').exists()
