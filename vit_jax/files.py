@@ -4,7 +4,7 @@ A reader, or a run started after a crash, sees the old version or the new one,
 never a mixture:
 
     atomic_write('report.json', data)              # one file
-    replace_dir(staging, 'segment_out/dog')        # a folder of files
+    replace_dir(new, 'out/dog', old='out/.old')    # a folder of files, in one rename
     sha256_tree(folder)                            # {relative path: digest}
 """
 
