@@ -46,7 +46,7 @@ def damage(directory: str, step: int) -> str | None:
   except (OSError, ValueError):
     return 'its checksum file is unreadable'
   found = sha256_tree(root, skip=(MANIFEST,))
-  changed = sorted(set(expected) ^ set(found) | {k for k in expected if found.get(k, expected[k]) != expected[k]})
+  changed = sorted(k for k in set(expected) | set(found) if expected.get(k) != found.get(k))
   return f'{len(changed)} of its files are missing or changed, e.g. {changed[0]}' if changed else None
 
 

@@ -89,8 +89,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     os.makedirs(workdir, exist_ok=True)
   except OSError as e:
     raise ConfigError(f'--workdir {workdir!r} cannot be used ({e.strerror}).') from None
-  if saved_steps(workdir):
-    _check_resume(config, workdir, resume_with_changes, max(saved_steps(workdir)))
+  saved = saved_steps(workdir)
+  if saved:
+    _check_resume(config, workdir, resume_with_changes, max(saved))
 
   # ----------------------------------------------------------------- data
   splits = data_lib.load(config.data.source, ('train', 'test'), image_size=config.data.image_size,
