@@ -17,11 +17,13 @@ outside SLURM / MPI / Kubernetes / TPU pods, --coordinator_address=HOST:PORT
 
 import sys
 
+from vit_jax import xla_flags
 from vit_jax.interrupts import Interrupted, StopRequest
 
 STOP = StopRequest()  # Ctrl-C and SIGTERM: a checkpoint while training, never a traceback.
 if __name__ == '__main__':
   STOP.install()
+  xla_flags.use_fast_cpu_flags()  # Before JAX starts.
 
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402

@@ -1,11 +1,17 @@
 r"""Matmul throughput of the DeiT-Ti/4 training shapes, JAX (XLA) vs PyTorch.
 
     python bench/matmul.py            # both, each in its own process
+    python bench/matmul.py dense      # XLA: a dense layer on [B, N, D] vs [B * N, D]
     XLA_FLAGS=--xla_cpu_use_onednn=true python bench/matmul.py
 
 Explains bench/train_throughput.py on a CPU: the train step is matmul-bound,
 so the two frameworks' dense kernels set the ratio. Shapes are those of one
 batch of 256 images x 65 tokens through DeiT-Ti's layers (float32).
+
+`dense` is the minimal reproducer of what vit_jax.models.Linear works
+around: XLA's CPU dot is slower on a 3-D [B, N, D] operand than on the same
+numbers as 2-D [B * N, D], forward and (more) for the weight gradient, whose
+dot then contracts two dimensions.
 """
 
 import json
@@ -43,7 +49,30 @@ def run(impl: str, repeats: int = 10) -> dict:
   return rates
 
 
+def dense_layouts(b: int = 256, n: int = 65, d: int = 192, out: int = 576, repeats: int = 10) -> dict:
+  """Milliseconds of x @ w and of its gradients (w.r.t. x and w), x as [b, n, d] or [b * n, d]."""
+  import jax
+  import jax.numpy as jnp
+  x, w = jnp.ones((b, n, d)), jnp.ones((d, out))
+  layouts = {'3-D [B, N, D]': lambda x, w: x @ w, '2-D [B * N, D]': lambda x, w: x.reshape(-1, d) @ w}
+  result = {}
+  for name, dense in layouts.items():
+    for what, fn in (('forward', dense), ('forward + backward', jax.grad(lambda x, w: jnp.sum(dense(x, w)), (0, 1)))):
+      fn = jax.jit(fn)
+      jax.block_until_ready(fn(x, w))
+      start = time.perf_counter()
+      for _ in range(repeats):
+        r = fn(x, w)
+      jax.block_until_ready(r)
+      result[f'{name} {what}'] = 1000 * (time.perf_counter() - start) / repeats
+  return result
+
+
 def main():
+  if sys.argv[1:] == ['dense']:
+    for name, ms in dense_layouts().items():
+      print(f'{name:40} {ms:7.1f} ms')
+    return
   if len(sys.argv) > 1:
     print(json.dumps(run(sys.argv[1])))
     return

@@ -1,40 +1,61 @@
-r"""Train-step throughput of DeiT-Ti/4 (32x32, batch 256): vit_jax vs timm.
+r"""Train-step throughput of a ViT (DeiT-Ti/4 by default): vit_jax vs timm, eager and compiled.
 
-    python bench/train_throughput.py                       # CPU, float32
-    python bench/train_throughput.py --dtype bfloat16 --compile --out results/throughput_gpu.json
+    python bench/train_throughput.py --out results/throughput_cpu.json     # CPU, float32
+    python bench/train_throughput.py --dtype bfloat16 --out results/throughput_gpu.json
+    python bench/train_throughput.py --dim 128 --depth 4 --heads 4 --mlp-dim 256   # configs/cpu_quick.py's shape
 
-Each side runs in its own process (their CPU thread pools must not fight) on
-the same machine, same shape, same batch:
-  vit_jax  the library's own jitted train step (vit_jax.steps): crop + flip on
-           the device, forward, backward, AdamW, parameters donated;
-  timm     timm's VisionTransformer of identical shape, torch AdamW, the batch
-           already in memory (no augmentation: in timm's favour);
-           --compile wraps the model in torch.compile, --dtype bfloat16 uses
-           autocast.
-Prints images/s for each and the ratio; --out also writes them as JSON with
-command, commit, device and date.
+Three sides, each timed in its own process (their CPU thread pools must not
+share one), in rounds that alternate them (A B C A B C ...); the medians count:
+  vit_jax       the library's own jitted train step (vit_jax.steps), with
+                train.py's XLA options (vit_jax.xla_flags): crop + flip on the
+                device, forward, backward, AdamW, parameters donated;
+  timm          timm's VisionTransformer of identical shape, torch AdamW, the
+                batch already in memory (no augmentation: in timm's favour);
+  timm-compile  the same with torch.compile (the faster PyTorch path, where it is).
+--dtype bfloat16 is bf16 compute (vit_jax's model dtype; torch autocast).
+Also reports the model's FLOPs per image and the fraction of the machine's
+peak (one 4096x4096 float32 matmul, in numpy) that each side reaches.
+Prints images/s and the ratios; --out writes them as JSON with command,
+commit, device and date.
 """
 
 import argparse
 import json
+import os
+import statistics
 import subprocess
 import sys
 import time
 
 from record import ROOT, provenance, write_record
-SHAPE = dict(image_size=32, patch_size=4, dim=192, depth=12, num_heads=3, num_classes=10)
+
+SIDES = ('vit_jax', 'timm', 'timm-compile')
+
+
+def shape(args) -> dict:
+  return dict(image_size=32, patch_size=args.patch, dim=args.dim, depth=args.depth, num_heads=args.heads,
+              mlp_dim=args.mlp_dim or 4 * args.dim, num_classes=10)
+
+
+def train_flops_per_image(s: dict) -> float:
+  """Multiply-adds x 2 of the forward pass, x 3 for forward + backward."""
+  n, d, m = (s['image_size'] // s['patch_size']) ** 2 + 1, s['dim'], s['mlp_dim']
+  block = 2 * n * (3 * d * d + d * d + 2 * d * m) + 2 * 2 * n * n * d  # qkv, proj, mlp; q·k and attention·v.
+  embed = 2 * (n - 1) * 3 * s['patch_size'] ** 2 * d
+  return 3 * (embed + s['depth'] * block + 2 * d * s['num_classes'])
 
 
 def bench_jax(args) -> dict:
+  sys.path.insert(0, ROOT)
+  from vit_jax import xla_flags
+  xla_flags.use_fast_cpu_flags()
   import jax
   import numpy as np
-  import optax
+  from flax import nnx
 
-  sys.path.insert(0, ROOT)
   from configs import deit_ti
   from vit_jax import optim, steps
   from vit_jax.models import ViT, ViTConfig
-  from flax import nnx
 
   config = deit_ti.get_config()
   config.batch_size = args.batch_size
@@ -45,11 +66,10 @@ def bench_jax(args) -> dict:
   rng = np.random.default_rng(0)
   images = steps.put_replicated(rng.integers(0, 256, (num_train, 32, 32, 3), dtype=np.uint8), mesh)
   labels = steps.put_replicated(rng.integers(0, 10, (num_train,), dtype=np.int32), mesh)
-  schedule = optax.constant_schedule(1e-3)
-  tx = optim.adamw(schedule, weight_decay=0.05)
-  model = ViT(ViTConfig(**SHAPE, dtype=args.dtype), rngs=nnx.Rngs(0))
+  tx = optim.adamw(weight_decay=0.05)
+  model = ViT(ViTConfig(**shape(args), dtype=args.dtype), rngs=nnx.Rngs(0))
   graphdef, state = steps.init_state(model, tx, num_train=num_train, seed=0, use_ema=False, mesh=mesh)
-  train_step = steps.make_train_step(graphdef, tx, schedule, config, mesh=mesh, num_classes=10,
+  train_step = steps.make_train_step(graphdef, tx, lambda step, total: 1e-3, config, mesh=mesh, num_classes=10,
                                      num_train=num_train)
   for _ in range(args.warmup):
     state, metrics = train_step(state, images, labels)
@@ -60,19 +80,20 @@ def bench_jax(args) -> dict:
   jax.block_until_ready(metrics)
   seconds = time.perf_counter() - start
   return {'images_per_sec': args.steps * args.batch_size / seconds, 'device': str(jax.devices()[0].device_kind),
-          'jax': jax.__version__, 'loss': float(metrics['loss'])}
+          'jax': jax.__version__, 'xla_flags': os.environ.get('XLA_FLAGS', ''), 'loss': float(metrics['loss'])}
 
 
-def bench_timm(args) -> dict:
+def bench_timm(args, compile_: bool) -> dict:
   import torch
   from timm.models.vision_transformer import VisionTransformer
 
+  s = shape(args)
   device = 'cuda' if torch.cuda.is_available() else 'cpu'
-  model = VisionTransformer(img_size=SHAPE['image_size'], patch_size=SHAPE['patch_size'], embed_dim=SHAPE['dim'],
-                            depth=SHAPE['depth'], num_heads=SHAPE['num_heads'],
-                            num_classes=SHAPE['num_classes']).to(device)
+  model = VisionTransformer(img_size=s['image_size'], patch_size=s['patch_size'], embed_dim=s['dim'],
+                            depth=s['depth'], num_heads=s['num_heads'], mlp_ratio=s['mlp_dim'] / s['dim'],
+                            num_classes=s['num_classes']).to(device)
   optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
-  forward = torch.compile(model) if args.compile else model
+  forward = torch.compile(model) if compile_ else model
   x = torch.randn(args.batch_size, 3, 32, 32, device=device)
   y = torch.randint(0, 10, (args.batch_size,), device=device)
   autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=args.dtype == 'bfloat16')
@@ -99,33 +120,77 @@ def bench_timm(args) -> dict:
           'threads': torch.get_num_threads(), 'loss': float(loss)}
 
 
+def peak_matmul_flops(n: int = 4096, repeats: int = 5) -> float:
+  """FLOP/s of one [n, n] @ [n, n] float32 matmul in numpy (its BLAS), best of `repeats`."""
+  import numpy as np
+  a = np.ones((n, n), np.float32)
+  a @ a
+  best = min(_seconds(lambda: a @ a) for _ in range(repeats))
+  return 2 * n**3 / best
+
+
+def _seconds(fn) -> float:
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
+def run_side(side: str) -> dict:
+  cmd = [sys.executable, __file__, '--side', side, *[a for a in sys.argv[1:] if not a.startswith('--out')]]
+  proc = subprocess.run(cmd, capture_output=True, text=True)
+  if proc.returncode:
+    sys.exit(f'{side} benchmark failed:\n{proc.stderr[-2000:]}')
+  return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--impl', choices=('jax', 'timm'), help='Run one side only (used internally).')
+  parser.add_argument('--side', choices=(*SIDES, 'peak'), help='Run one side once (used internally).')
+  parser.add_argument('--sides', default=','.join(SIDES), help='Comma-separated sides to compare.')
+  parser.add_argument('--rounds', type=int, default=3, help='Rounds of alternating sides; medians are reported.')
   parser.add_argument('--batch-size', type=int, default=256)
   parser.add_argument('--steps', type=int, default=10)
   parser.add_argument('--warmup', type=int, default=2)
   parser.add_argument('--dtype', choices=('float32', 'bfloat16'), default='float32')
-  parser.add_argument('--compile', action='store_true', help='torch.compile the timm model.')
+  parser.add_argument('--patch', type=int, default=4)
+  parser.add_argument('--dim', type=int, default=192)
+  parser.add_argument('--depth', type=int, default=12)
+  parser.add_argument('--heads', type=int, default=3)
+  parser.add_argument('--mlp-dim', type=int, default=0, help='0: 4 x dim.')
   parser.add_argument('--out', help='Also write the results to this JSON file.')
   args = parser.parse_args()
-  if args.impl:
-    print(json.dumps((bench_jax if args.impl == 'jax' else bench_timm)(args)))
+  if args.side:
+    runners = {'vit_jax': bench_jax, 'timm': lambda a: bench_timm(a, False), 'timm-compile': lambda a: bench_timm(a, True),
+               'peak': lambda a: {'flops': peak_matmul_flops()}}
+    print(json.dumps(runners[args.side](args)))
     return
+  sides = args.sides.split(',')
+  unknown = sorted(set(sides) - set(SIDES))
+  if unknown:
+    parser.error(f'unknown sides {unknown}; choose from {", ".join(SIDES)}.')
   started = provenance()
-  results = {}
-  for impl in ('jax', 'timm'):
-    cmd = [sys.executable, __file__, '--impl', impl, *sys.argv[1:]]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    if proc.returncode:
-      sys.exit(f'{impl} benchmark failed:\n{proc.stderr[-2000:]}')
-    results[impl] = json.loads(proc.stdout.strip().splitlines()[-1])
-    print(f'{impl:>5}: {results[impl]["images_per_sec"]:8.1f} images/s  ({results[impl]["device"]})', flush=True)
-  ratio = results['jax']['images_per_sec'] / results['timm']['images_per_sec']
-  print(f'ratio vit_jax / timm: {ratio:.2f}x')
+  runs = {side: [] for side in sides}
+  for round_ in range(args.rounds):
+    for side in sides:
+      runs[side].append(run_side(side))
+      print(f'round {round_ + 1}: {side:>12} {runs[side][-1]["images_per_sec"]:8.1f} images/s', flush=True)
+  peak = run_side('peak')['flops']
+  flops = train_flops_per_image(shape(args))
+  medians = {side: statistics.median(r['images_per_sec'] for r in results) for side, results in runs.items()}
+  for side, rate in medians.items():
+    print(f'{side:>12}: {rate:8.1f} images/s (median of {args.rounds}), {rate * flops / 1e9:6.1f} GFLOP/s, '
+          f'{rate * flops / peak:5.1%} of the {peak / 1e9:.0f} GFLOP/s matmul peak')
+  torch_sides = [s for s in medians if s != 'vit_jax']
+  ratios = {}
+  if 'vit_jax' in medians and torch_sides:
+    fastest = max(torch_sides, key=medians.get)
+    ratios = {f'vit_jax / {s}': medians['vit_jax'] / medians[s] for s in torch_sides}
+    print(f'vit_jax / fastest PyTorch path ({fastest}): {medians["vit_jax"] / medians[fastest]:.2f}x')
   if args.out:
-    write_record(args.out, started, model='DeiT-Ti/4 (32x32)', batch_size=args.batch_size, dtype=args.dtype,
-                 torch_compile=args.compile, results=results, ratio=ratio)
+    write_record(args.out, started, model=shape(args), batch_size=args.batch_size, dtype=args.dtype,
+                 rounds=args.rounds, train_flops_per_image=flops, peak_matmul_flops=peak,
+                 median_images_per_sec=medians, ratios=ratios, runs=runs)
+
 
 if __name__ == '__main__':
   main()

@@ -25,6 +25,7 @@ def get_config() -> ml_collections.ConfigDict:
       source='tfds:cifar10',  # Or 'folder:PATH' (a split/class/image tree or .tar.gz of one).
       data_dir='',  # TFDS data directory; '': TFDS's default (~/tensorflow_datasets).
       image_size=32,
+      val_size=5000,  # Held out of the training split for evaluations and the best checkpoint; 0: none.
       mean=(0.4914, 0.4822, 0.4465),
       std=(0.2470, 0.2435, 0.2616),
   )
@@ -47,7 +48,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.batch_size = 1024
   config.eval_batch_size = 1000
   config.total_epochs = 300.0  # May be fractional.
-  config.total_steps = 0  # Alternative to total_epochs; give exactly one.
+  config.total_steps = 0  # Or the number of steps;
+  config.total_seconds = 0.0  # or a wall-clock budget (steps planned from the measured speed). Give exactly one.
   config.optim = dict(
       lr=5e-4,  # Per lr_base_batch_size images; the peak is lr * batch_size / lr_base_batch_size.
       lr_base_batch_size=512,
@@ -60,7 +62,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.schedule = dict(decay_type='cosine', warmup_epochs=5.0, warmup_steps=0, min_lr=1e-5)
 
   config.log_every_steps = 50
-  config.eval_every_epochs = 10
+  config.eval_every_epochs = 10  # On the validation split; the test split once, at the end.
+  config.test_time_flip = False  # Average the logits of each image and its mirror image.
   config.checkpoint_every_epochs = 1
   config.progress_bar = True
   return config

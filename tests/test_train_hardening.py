@@ -47,10 +47,15 @@ CASES = [
     (['--config.optim.b2=1.0'], 'config.optim.b2=1.0: must be a number in [0, 1)'),
     (['--config.optim.ema_decay=1.5'], 'config.optim.ema_decay'),
     (['--config.total_epochs=-2'], 'config.total_epochs=-2'),
-    (['--config.total_epochs=0'], 'give exactly one of config.total_epochs and config.total_steps'),
+    (['--config.total_epochs=0'], 'give exactly one of config.total_epochs, config.total_steps and config.total_seconds'),
     (['--config.total_steps=5'], 'give exactly one of'),
+    (['--config.total_seconds=60'], '(got total_epochs and total_seconds)'),
+    (['--config.total_epochs=0', '--config.total_seconds=-5'], 'config.total_seconds=-5.0: must be a number >= 0'),
+    (['--config.data.val_size=-1'], 'config.data.val_size=-1: must be an integer >= 0'),
+    (['--config.data.val_size=1000'], 'config.data.val_size=1000 holds out all 1000 training images'),
+    (['--config.test_time_flip=maybe'], 'test_time_flip'),
     (['--config.total_epochs=0.01'], 'the run would have 0 steps'),
-    (['--config.schedule.warmup_epochs=5'], 'the warmup (50 steps) is longer than the run (20 steps)'),
+    (['--config.schedule.warmup_epochs=5'], 'the warmup (45 steps) is longer than the run (18 steps)'),
     (['--config.schedule.decay_type=linear'], "config.schedule.decay_type='linear': must be 'cosine' or 'onecycle'"),
     (['--config.log_every_steps=0'], 'config.log_every_steps=0'),
     (['--config.eval_every_epochs=0'], 'config.eval_every_epochs=0'),
@@ -69,7 +74,7 @@ CASES = [
     (['--config.model.depht=3'], 'Did you mean "depth"'),
     (['--config.optim.lrr=1'], 'Did you mean "lr"'),
     (['--config.batch_size=many'], "invalid literal for int() with base 10: 'many'"),
-    (['--config.batch_size=5000'], 'is larger than the 1000 training images'),
+    (['--config.batch_size=5000'], 'is larger than the 900 training images left after holding out config.data.val_size=100.'),
     (['--config.data.source=folder:/nowhere'], "image folder '/nowhere' does not exist"),
     (['--config.data.source=folder:train.py'], "cannot read archive 'train.py'"),
     (['--config.data.source=imagenet'], "unknown data source 'imagenet'"),
@@ -135,15 +140,15 @@ def test_resuming_with_other_settings_is_refused_and_keeps_the_config(tmp_path, 
   capsys.readouterr()
   train.train_and_evaluate(tiny_config(total_epochs=2), str(tmp_path), resume_with_changes=True)
   assert 'Resuming with changed settings: total_epochs 1.0 -> 2.0.\n' in capsys.readouterr().out  # Only that.
-  assert json.loads((tmp_path / 'config_until_step_10.json').read_text())['total_epochs'] == 1
+  assert json.loads((tmp_path / 'config_until_step_9.json').read_text())['total_epochs'] == 1
   assert json.loads((tmp_path / 'config.json').read_text())['total_epochs'] == 2
-  assert json.loads((tmp_path / 'report.json').read_text())['steps'] == 20
+  assert json.loads((tmp_path / 'report.json').read_text())['steps'] == 18
 
 
 # ------------------------------------------------------------ interruptions
 
 KILL_CONFIG = ['--config.total_epochs=3', '--config.aug.randaugment_layers=0', '--config.optim.ema_decay=0.9']
-TIMING = ('images_per_sec_per_device',)
+TIMING = ('images_per_sec_per_device', 'elapsed_seconds')
 
 
 def outcome(workdir):
@@ -190,9 +195,9 @@ def evaluating(workdir, since):
   saved = {int(p.name) for p in (workdir / 'checkpoints' / 'latest').glob('*')
            if p.name.isdigit() and p.stat().st_mtime > since and (p / 'sha256.json').exists()}
   log = workdir / 'metrics.jsonl'
-  logged = {json.loads(line)['step'] for line in log.read_text().splitlines() if 'test_accuracy' in line} \
+  logged = {json.loads(line)['step'] for line in log.read_text().splitlines() if 'val_accuracy' in line} \
       if log.exists() else set()
-  return any(s % 10 == 0 and s not in logged for s in saved)
+  return any(s % 9 == 0 and s not in logged for s in saved)  # 9 steps per epoch.
 
 
 def stop_when(workdir, moment, signum, delay=0.0, timeout=120):
@@ -240,14 +245,14 @@ def test_a_damaged_checkpoint_falls_back_to_the_one_before(tmp_path, uninterrupt
   shutil.copytree(reference_dir, workdir)
   (workdir / 'report.json').unlink()
   latest = workdir / 'checkpoints' / 'latest'
-  assert sorted(int(p.name) for p in latest.iterdir()) == [20, 30]  # The last two are kept.
-  data = max((p for p in (latest / '30').rglob('*') if p.is_file() and p.name != 'sha256.json'),
+  assert sorted(int(p.name) for p in latest.iterdir()) == [18, 27]  # The last two are kept.
+  data = max((p for p in (latest / '27').rglob('*') if p.is_file() and p.name != 'sha256.json'),
              key=lambda p: p.stat().st_size)
   data.write_bytes(data.read_bytes()[:data.stat().st_size // 2])  # Truncated, as by a full disk.
   result = run(workdir, *KILL_CONFIG)
   assert result.returncode == 0, result.stderr
-  assert 'warning: the latest checkpoint of step 30 is damaged' in result.stderr
-  assert 'Resuming from step 20' in result.stdout
+  assert 'warning: the latest checkpoint of step 27 is damaged' in result.stderr
+  assert 'Resuming from step 18' in result.stdout
   assert_same_outcome(expected, outcome(workdir))
 
 
@@ -255,17 +260,15 @@ def test_a_damaged_best_checkpoint_falls_back_to_the_best_before(tmp_path, unint
   reference_dir, _ = uninterrupted
   workdir = tmp_path / 'run'
   shutil.copytree(reference_dir, workdir)
-  best = workdir / 'checkpoints' / 'best'
-  steps = sorted(int(p.name) for p in best.iterdir())
-  if len(steps) < 2:
-    pytest.skip('the tiny run improved only once')
-  manifest = best / str(steps[-1]) / 'sha256.json'
+  ckpt = checkpoint.Checkpoints(str(workdir))
+  step = max(ckpt.best.all_steps())
+  older = ckpt.best.restore(step)
+  ckpt.save_best(step + 1, jax.tree.map(lambda x: x + 1, older))  # A newer best, then damaged:
+  ckpt.close()
+  manifest = workdir / 'checkpoints' / 'best' / str(step + 1) / 'sha256.json'
   manifest.write_text(manifest.read_text().replace('"', "'", 1))  # Unreadable checksums.
   _, params_like = nnx.split(train.build_model(tiny_config(), 10), nnx.Param)
   params = checkpoint.restore_best_params(str(workdir), params_like)
-  ckpt = checkpoint.Checkpoints(str(workdir))
-  older = ckpt.best.restore(steps[-2])
-  ckpt.close()
   assert len(jax.tree.leaves(params)) == len(jax.tree.leaves(older))
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(older)):  # Both in sorted key order.
     np.testing.assert_array_equal(a, b)

@@ -26,6 +26,7 @@ def tiny_config(**overrides):
   config.aug.mixup_alpha = 0.0
   config.aug.cutmix_alpha = 0.0
   config.aug.random_erasing = 0.0
+  config.data.val_size = 100
   config.batch_size = 100
   config.eval_batch_size = 100
   config.total_epochs = 2

@@ -109,6 +109,10 @@ class Checkpoints:
   def save_best(self, step: int, params) -> None:
     self._save(self.best, step, params)
 
+  def restore_best(self, params_like):
+    """(step, params) of the newest sound best checkpoint, or (None, None)."""
+    return _restore_newest_sound(self.best, params_like, 'best', delete=True)
+
   def close(self) -> None:
     for manager in (self.latest, self.best):
       manager.wait_until_finished()

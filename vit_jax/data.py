@@ -53,6 +53,15 @@ def load(source: str, splits: Sequence[str] = ('train', 'test'), *, image_size: 
   raise DataError(f"unknown data source {source!r}: use 'tfds:NAME' or 'folder:PATH'.")
 
 
+def split_off(data: Dataset, size: int, seed: int = 0) -> tuple[Dataset, Dataset]:
+  """(the rest, `size` held-out images): a random split fixed by `seed`, the
+  same in every run, for validation (model selection off the test set)."""
+  order = np.random.default_rng(seed).permutation(len(data))
+  held, rest = np.sort(order[:size]), np.sort(order[size:])
+  part = lambda index: Dataset(data.images[index], data.labels[index], data.class_names)
+  return part(rest), part(held)
+
+
 # ------------------------------------------------------------------ folders
 
 def _load_folder(path: str, splits: Sequence[str], image_size: int | None) -> dict[str, Dataset]:

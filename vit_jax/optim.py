@@ -1,11 +1,20 @@
-"""Optimizer and learning-rate schedules of the DeiT recipe (Optax)."""
+"""Optimizer and learning-rate schedules of the DeiT recipe (Optax).
+
+As in big_vision, the optimizer gives updates for a learning rate of 1 and
+the train step scales them by -learning_rate(step, total_steps): the length
+of the schedule is a traced value (kept in the train state), so a run whose
+length is planned from its measured speed (`config.total_seconds`) needs
+one compilation, and a resumed run keeps its plan.
+"""
 
 from __future__ import annotations
 
 import jax
+import jax.numpy as jnp
 import optax
 
 NO_DECAY_NAMES = ('pos_embed', 'cls_token', 'dist_token')
+DECAY_TYPES = ('cosine', 'onecycle')
 
 
 def decay_mask(params):
@@ -17,22 +26,36 @@ def decay_mask(params):
   return jax.tree_util.tree_map_with_path(decays, params)
 
 
-def learning_rate_schedule(*, peak_lr: float, total_steps: int, warmup_steps: int, decay_type: str,
-                           min_lr: float = 0.0) -> optax.Schedule:
-  """'cosine': linear warmup from 0, then cosine to `min_lr`.
-  'onecycle': OneCycle (Smith 2018) with cosine warmup over `warmup_steps`,
-  starting and ending far below the peak (peak/25 and peak/25e4)."""
+def _cosine(start, end, fraction):
+  """From `start` at fraction 0 to `end` at fraction 1 along half a cosine."""
+  return end + (start - end) * 0.5 * (1 + jnp.cos(jnp.pi * jnp.clip(fraction, 0.0, 1.0)))
+
+
+def learning_rate(step, total_steps, *, peak_lr: float, warmup_steps: int, decay_type: str, min_lr: float = 0.0):
+  """The learning rate at `step` of a `total_steps` run (both may be traced).
+
+  'cosine': linear warmup from 0 over `warmup_steps`, then cosine to `min_lr`
+  at `total_steps` (optax.warmup_cosine_decay_schedule).
+  'onecycle': OneCycle (Smith 2018): cosine from peak/25 up to the peak over
+  `warmup_steps`, then cosine down to peak/25e4 (optax.cosine_onecycle_schedule).
+  """
+  if decay_type not in DECAY_TYPES:
+    raise ValueError(f"schedule.decay_type must be 'cosine' or 'onecycle', got {decay_type!r}.")
+  step = jnp.asarray(step, jnp.float32)
+  decay_steps = jnp.maximum(jnp.asarray(total_steps, jnp.float32) - warmup_steps, 1.0)
+  decayed = (step - warmup_steps) / decay_steps
   if decay_type == 'cosine':
-    return optax.warmup_cosine_decay_schedule(0.0, peak_lr, warmup_steps, max(total_steps, warmup_steps + 1), min_lr)
-  if decay_type == 'onecycle':
-    return optax.cosine_onecycle_schedule(total_steps, peak_lr, pct_start=warmup_steps / max(total_steps, 1))
-  raise ValueError(f"schedule.decay_type must be 'cosine' or 'onecycle', got {decay_type!r}.")
+    warm = peak_lr * step / max(warmup_steps, 1)
+    return jnp.where(step < warmup_steps, warm, _cosine(peak_lr, min_lr, decayed))
+  warm = _cosine(peak_lr / 25, peak_lr, step / max(warmup_steps, 1))
+  return jnp.where(step < warmup_steps, warm, _cosine(peak_lr, peak_lr / 25e4, decayed))
 
 
-def adamw(schedule: optax.Schedule, *, weight_decay: float, b1: float = 0.9, b2: float = 0.999,
+def adamw(*, weight_decay: float, b1: float = 0.9, b2: float = 0.999,
           grad_clip_norm: float | None = None) -> optax.GradientTransformation:
-  """AdamW with decoupled weight decay on `decay_mask` weights only, after
-  optional clipping of the global gradient norm."""
+  """AdamW directions for a learning rate of 1 (the step scales them by
+  -learning_rate): optional clipping of the global gradient norm, Adam, and
+  decoupled weight decay on `decay_mask` weights only."""
   parts = [optax.clip_by_global_norm(grad_clip_norm)] if grad_clip_norm else []
-  parts.append(optax.adamw(schedule, b1=b1, b2=b2, weight_decay=weight_decay, mask=decay_mask))
+  parts += [optax.scale_by_adam(b1=b1, b2=b2), optax.add_decayed_weights(weight_decay, decay_mask)]
   return optax.chain(*parts)

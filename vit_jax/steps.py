@@ -29,6 +29,10 @@ class TrainState:
   opt_state: Any
   ema_params: Any  # Exponential moving average of params, or None.
   perm: jax.Array  # int32 [N]: this epoch's order of the training set.
+  total_steps: jax.Array  # int32 scalar: the schedule's length; UNPLANNED until a time budget is planned.
+
+
+UNPLANNED = 2**30  # A schedule length that no run reaches: warmup and decay as if the run went on.
 
 
 def make_mesh() -> Mesh:
@@ -49,7 +53,7 @@ def _epoch_permutation(seed_key, epoch, n: int):
 
 
 def init_state(model: nnx.Module, tx: optax.GradientTransformation, *, num_train: int, seed: int,
-               use_ema: bool, mesh: Mesh) -> tuple[nnx.GraphDef, TrainState]:
+               use_ema: bool, mesh: Mesh, total_steps: int = UNPLANNED) -> tuple[nnx.GraphDef, TrainState]:
   """Splits `model` into its graph definition and a replicated TrainState."""
   graphdef, params = nnx.split(model, nnx.Param)
   key = jax.random.key(seed)
@@ -57,13 +61,21 @@ def init_state(model: nnx.Module, tx: optax.GradientTransformation, *, num_train
   @functools.partial(jax.jit, out_shardings=replicated(mesh))
   def init(params):
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                      ema_params=params if use_ema else None, perm=_epoch_permutation(key, 0, num_train))
+                      ema_params=params if use_ema else None, perm=_epoch_permutation(key, 0, num_train),
+                      total_steps=jnp.int32(total_steps))
   return graphdef, init(params)
 
 
-def make_train_step(graphdef, tx, schedule, config, *, mesh: Mesh, num_classes: int, num_train: int):
+def with_total_steps(state: TrainState, total_steps: int, mesh: Mesh) -> TrainState:
+  """`state` with the schedule's length set (a planned time budget)."""
+  return state.replace(total_steps=jax.device_put(jnp.int32(total_steps), replicated(mesh)))
+
+
+def make_train_step(graphdef, tx, learning_rate, config, *, mesh: Mesh, num_classes: int, num_train: int):
   """Returns train_step(state, images, labels) -> (state, metrics). The state
-  is donated; `images`/`labels` are the whole replicated training set."""
+  is donated; `images`/`labels` are the whole replicated training set.
+  `tx` gives updates for a learning rate of 1; they are scaled by
+  -learning_rate(step, total_steps) (see vit_jax.optim)."""
   batch_size = config.batch_size
   steps_per_epoch = num_train // batch_size
   seed_key = jax.random.key(config.seed)
@@ -87,18 +99,19 @@ def make_train_step(graphdef, tx, schedule, config, *, mesh: Mesh, num_classes: 
       return optax.softmax_cross_entropy(logits, y).mean(), logits
 
     (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    lr = learning_rate(state.step, state.total_steps)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
+    params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
     ema = state.ema_params
     if ema is not None:
       ema = jax.tree.map(lambda e, p: ema_decay * e + (1.0 - ema_decay) * p, ema, params)
     metrics = {
         'loss': loss,
         'grad_norm': optax.tree.norm(grads),
-        'lr': schedule(state.step),
+        'lr': lr,
         'train_accuracy': jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(y, -1)),  # vs. mixed targets
     }
-    new_state = TrainState(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema, perm=perm)
+    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema, perm=perm)
     return new_state, metrics
 
   return train_step
@@ -106,14 +119,18 @@ def make_train_step(graphdef, tx, schedule, config, *, mesh: Mesh, num_classes: 
 
 def make_predict(graphdef, config, *, mesh: Mesh):
   """Returns predict(params, images uint8 [B, H, W, 3]) -> logits [B, K]
-  (batch sharded over the mesh, logits replicated for the host)."""
+  (batch sharded over the mesh, logits replicated for the host). With
+  config.test_time_flip the logits of each image and its mirror image are
+  averaged."""
   batch_sharding = NamedSharding(mesh, P('data'))
+  flip = config.get('test_time_flip', False)
 
   @functools.partial(jax.jit, out_shardings=replicated(mesh))
   def predict(params, images):
     images = jax.lax.with_sharding_constraint(images, batch_sharding)
     model = nnx.merge(graphdef, params)
-    return model(augment.normalize(images, config.data.mean, config.data.std))
+    x = augment.normalize(images, config.data.mean, config.data.std)
+    return (model(x) + model(x[:, :, ::-1])) / 2 if flip else model(x)
 
   return predict
 

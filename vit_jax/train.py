@@ -7,11 +7,18 @@ A run started again in the same work directory resumes from its latest
 checkpoint: same data order, same random augmentations, same result as an
 uninterrupted run. Ctrl-C (or SIGTERM, through train.py) saves a checkpoint
 before stopping.
+
+The run's length is given in epochs, steps or seconds (`total_seconds`: the
+step count is planned from the measured step time; see vit_jax.budget).
+Evaluations during training use a held-out part of the training set
+(`data.val_size` images) and choose the best checkpoint; the test split is
+evaluated once, at the end, with the best parameters.
 """
 
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import time
 from collections.abc import Callable
@@ -23,7 +30,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from vit_jax import data as data_lib
-from vit_jax import optim, report, steps
+from vit_jax import budget, optim, report, steps
 from vit_jax.checkpoint import Checkpoints, saved_steps
 from vit_jax.files import atomic_write
 from vit_jax.interrupts import Interrupted, StopRequest
@@ -31,11 +38,12 @@ from vit_jax.models import ViT, ViTConfig
 from vit_jax.validate import ConfigError, check_config, check_schedule, config_changes
 
 
-def _schedule_steps(config, steps_per_epoch: int) -> tuple[int, int]:
-  """(total_steps, warmup_steps): durations given in epochs or steps."""
-  total = config.total_steps or round(config.total_epochs * steps_per_epoch)
+def _schedule_steps(config, steps_per_epoch: int) -> tuple[int | None, int]:
+  """(total_steps, warmup_steps): durations given in epochs or steps; the
+  total is None for a time budget (planned once the step time is known)."""
+  total = None if config.get('total_seconds') else config.total_steps or round(config.total_epochs * steps_per_epoch)
   warmup = config.schedule.get('warmup_steps') or round(config.schedule.get('warmup_epochs', 0) * steps_per_epoch)
-  return int(total), int(warmup)
+  return total if total is None else int(total), int(warmup)
 
 
 def build_model(config, num_classes: int, seed: int = 0) -> ViT:
@@ -96,30 +104,38 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   # ----------------------------------------------------------------- data
   splits = data_lib.load(config.data.source, ('train', 'test'), image_size=config.data.image_size,
                          data_dir=config.data.get('data_dir') or None)
-  train_data, test_data = splits['train'], splits['test']
+  train_data, test_data, val_data = splits['train'], splits['test'], None
+  val_size = config.data.get('val_size', 0)
+  if val_size:
+    if val_size >= len(train_data):
+      raise ConfigError(f'config.data.val_size={val_size} holds out all {len(train_data)} training images; lower '
+                        'it (0: no validation split).')
+    train_data, val_data = data_lib.split_off(train_data, val_size)
   num_classes, num_train = len(train_data.class_names), len(train_data)
   if config.batch_size > num_train:
-    raise ConfigError(f'config.batch_size={config.batch_size} is larger than the {num_train} training images.')
+    raise ConfigError(f'config.batch_size={config.batch_size} is larger than the {num_train} training images'
+                      + (f' left after holding out config.data.val_size={val_size}.' if val_size else '.'))
   mesh = steps.make_mesh()
   train_images = steps.put_replicated(train_data.images, mesh)
   train_labels = steps.put_replicated(train_data.labels, mesh)
   test_images = steps.put_replicated(test_data.images, mesh)
+  val_images = steps.put_replicated(val_data.images, mesh) if val_data else None
 
   # ------------------------------------------------- model and optimizer
   steps_per_epoch = num_train // config.batch_size
   total_steps, warmup_steps = _schedule_steps(config, steps_per_epoch)
-  check_schedule(config, total_steps, warmup_steps)
+  if total_steps is not None:
+    check_schedule(config, total_steps, warmup_steps)
   peak_lr = config.optim.lr * config.batch_size / config.optim.get('lr_base_batch_size', config.batch_size)
-  schedule = optim.learning_rate_schedule(peak_lr=peak_lr, total_steps=total_steps, warmup_steps=warmup_steps,
-                                          decay_type=config.schedule.decay_type,
-                                          min_lr=config.schedule.get('min_lr', 0.0))
-  tx = optim.adamw(schedule, weight_decay=config.optim.weight_decay, b1=config.optim.get('b1', 0.9),
+  learning_rate = functools.partial(optim.learning_rate, peak_lr=peak_lr, warmup_steps=warmup_steps,
+                                    decay_type=config.schedule.decay_type, min_lr=config.schedule.get('min_lr', 0.0))
+  tx = optim.adamw(weight_decay=config.optim.weight_decay, b1=config.optim.get('b1', 0.9),
                    b2=config.optim.get('b2', 0.999), grad_clip_norm=config.optim.get('grad_clip_norm'))
   model = build_model(config, num_classes, config.seed)
   graphdef, state = steps.init_state(model, tx, num_train=num_train, seed=config.seed,
                                      use_ema=bool(config.optim.get('ema_decay')), mesh=mesh)
   del model
-  train_step = steps.make_train_step(graphdef, tx, schedule, config, mesh=mesh, num_classes=num_classes,
+  train_step = steps.make_train_step(graphdef, tx, learning_rate, config, mesh=mesh, num_classes=num_classes,
                                      num_train=num_train)
   predict = steps.make_predict(graphdef, config, mesh=mesh)
 
@@ -134,6 +150,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     if restored is not None:
       state = restored
     start_step = start_step or 0
+    if total_steps is not None or restored is None:  # A time budget keeps the plan it resumes with.
+      state = steps.with_total_steps(state, total_steps or steps.UNPLANNED, mesh)
+    total_steps = int(jax.device_get(state.total_steps))
     checkpoints.drop_best_after(start_step)
     if is_main:
       metrics_log.truncate(start_step)
@@ -141,44 +160,83 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if start_step:
         print(f'Resuming from step {start_step} in {workdir}.')
     records = [r for r in metrics_log.read() if r['step'] <= start_step]  # Also where another host truncates.
-    evaluated = {r['step'] for r in records if 'test_accuracy' in r}
-    best = max((r['test_accuracy'] for r in records if 'test_accuracy' in r), default=-1.0)
+    evaluated = {r['step'] for r in records if 'val_accuracy' in r}
+    best = max((r['val_accuracy'] for r in records if 'val_accuracy' in r), default=-1.0)
+    plan = next((r['plan'] for r in reversed(records) if 'plan' in r), None)
+    seconds_before = max((r.get('elapsed_seconds', 0.0) for r in records), default=0.0)
+    started = time.perf_counter()
+
+    def elapsed():  # Seconds of training in this work directory, over all resumptions.
+      return seconds_before + time.perf_counter() - started
 
     def eval_params(state):
       return state.ema_params if state.ema_params is not None else state.params
 
     def run_eval(state, step):
-      """Evaluates; saves the best params and logs the result, unless done before."""
+      """Evaluates on the validation split; saves the best params and logs the result, unless done before."""
       nonlocal best
-      preds = steps.evaluate(predict, eval_params(state), test_images, config.eval_batch_size)
-      accuracy = float((preds == test_data.labels).mean())
+      preds = steps.evaluate(predict, eval_params(state), val_images, config.eval_batch_size)
+      accuracy = float((preds == val_data.labels).mean())
       if step not in evaluated:
         if accuracy > best:
           checkpoints.save_best(step, eval_params(state))
           best = accuracy
         if is_main:
-          metrics_log.write({'step': step, 'epoch': round(step / steps_per_epoch, 3), 'test_accuracy': accuracy})
+          metrics_log.write({'step': step, 'epoch': round(step / steps_per_epoch, 3), 'val_accuracy': accuracy,
+                             'elapsed_seconds': elapsed()})
         evaluated.add(step)
         if is_main:
-          tqdm.write(f'epoch {step / steps_per_epoch:g}: test accuracy {accuracy:.4f}')
-      return step, preds
+          tqdm.write(f'epoch {step / steps_per_epoch:g}: validation accuracy {accuracy:.4f}')
 
     def due(step, every_epochs):
       return step == total_steps or (step % steps_per_epoch == 0 and (step // steps_per_epoch) % every_epochs == 0)
 
+    def evaluates(step):
+      return val_data is not None and due(step, config.eval_every_epochs)
+
+    def make_plan(step, state, step_seconds):
+      """Plans the run's length from the measured step, evaluation and checkpoint times."""
+      eval_seconds = 0.0
+      if val_data is not None:
+        one_batch = val_images[:config.eval_batch_size]
+        steps.evaluate(predict, eval_params(state), one_batch, config.eval_batch_size)  # Compiles.
+        t = time.perf_counter()
+        steps.evaluate(predict, eval_params(state), one_batch, config.eval_batch_size)
+        eval_seconds = (time.perf_counter() - t) * -(-len(val_data) // config.eval_batch_size)
+      t = time.perf_counter()
+      checkpoints.save_latest(step, state)
+      checkpoint_seconds = time.perf_counter() - t
+      remaining = config.total_seconds - elapsed()
+      planned = budget.plan_total_steps(
+          remaining=remaining, start=step, step_seconds=step_seconds, eval_seconds=eval_seconds,
+          checkpoint_seconds=checkpoint_seconds, evaluates=evaluates,
+          checkpoints=lambda s: due(s, config.checkpoint_every_epochs))
+      if planned <= warmup_steps:
+        raise ConfigError(f'config.total_seconds={config.total_seconds} allows {planned} steps of '
+                          f'{step_seconds:.3g} s, not more than the warmup ({warmup_steps}); raise it or shorten '
+                          'config.schedule.warmup_epochs.')
+      return {'total_steps': planned, 'epochs': round(planned / steps_per_epoch, 3),
+              'budget_seconds': config.total_seconds, 'planned_at_seconds': round(elapsed(), 2),
+              'step_seconds': step_seconds, 'eval_seconds': eval_seconds, 'checkpoint_seconds': checkpoint_seconds}
+
     # ------------------------------------------------------------------ loop
-    progress = tqdm(total=total_steps, initial=start_step, disable=not (is_main and config.progress_bar),
-                    unit='step', dynamic_ncols=True)
-    step, last_log, metrics, predicted = start_step, None, None, (None, None)
+    progress = tqdm(total=None if total_steps == steps.UNPLANNED else total_steps, initial=start_step,
+                    disable=not (is_main and config.progress_bar), unit='step', dynamic_ncols=True)
+    step, last_log, metrics, step_times = start_step, None, None, []
     with stop.deferred() if stop is not None else contextlib.nullcontext():  # Signals: at the end of a step.
-      if step and due(step, config.eval_every_epochs) and step not in evaluated:
-        predicted = run_eval(state, step)  # Stopped during this evaluation: do it now.
+      if step and evaluates(step) and step not in evaluated:
+        run_eval(state, step)  # Stopped during this evaluation: do it now.
       try:
         while step < total_steps:
+          calibrating = total_steps == steps.UNPLANNED
+          t = time.perf_counter()
           with jax.transfer_guard('disallow'):
             in_flight = metrics
             state, metrics = train_step(state, train_images, train_labels)
-            if in_flight is not None:  # Keep one step queued: progress shows finished steps.
+            if calibrating:
+              jax.block_until_ready(metrics)
+              step_times.append(time.perf_counter() - t)
+            elif in_flight is not None:  # Keep one step queued: progress shows finished steps.
               jax.block_until_ready(in_flight)
           step += 1
           progress.update()
@@ -188,7 +246,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
               raise FloatingPointError(f'the loss or gradient norm is not finite at step {step}; lower config.optim.lr '
                                        'or set config.optim.grad_clip_norm.')
             now = time.perf_counter()
-            record = {'step': step, 'epoch': step / steps_per_epoch, **{k: float(v) for k, v in metrics.items()}}
+            record = {'step': step, 'epoch': step / steps_per_epoch, **{k: float(v) for k, v in metrics.items()},
+                      'elapsed_seconds': elapsed()}
             if last_log is not None:
               record['images_per_sec_per_device'] = ((step - last_log[0]) * config.batch_size
                                                      / (now - last_log[1]) / jax.device_count())
@@ -196,10 +255,20 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
             progress.set_postfix(loss=f'{record["loss"]:.3f}', lr=f'{record["lr"]:.2e}')
             if is_main:
               metrics_log.write(record)
-          if due(step, config.checkpoint_every_epochs) or due(step, config.eval_every_epochs):
+          if calibrating and len(step_times) == budget.CALIBRATION_STEPS:
+            plan = make_plan(step, state, float(np.median(step_times[1:])))
+            total_steps = plan['total_steps']
+            state = steps.with_total_steps(state, total_steps, mesh)
+            progress.total = total_steps
+            if is_main:
+              metrics_log.write({'step': step, 'plan': plan})
+              tqdm.write(f'Planned {total_steps} steps ({plan["epochs"]:g} epochs) of {plan["step_seconds"]:.3g} s '
+                         f'in {config.total_seconds:g} s.')
+            last_log = None  # Planning time is not training throughput.
+          if due(step, config.checkpoint_every_epochs) or evaluates(step):
             checkpoints.save_latest(step, state)  # Before evaluating: a stop during it does not lose it.
-          if due(step, config.eval_every_epochs):
-            predicted = run_eval(state, step)
+          if evaluates(step):
+            run_eval(state, step)
             last_log = None  # Evaluation time is not training throughput.
           if on_step is not None:
             on_step(step)
@@ -212,15 +281,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         raise Interrupted(f'Interrupted at step {step}; the checkpoint of step {checkpoints.latest_step()} is kept. '
                           'Run the same command again to resume.') from None
       progress.close()
+      train_seconds = elapsed()
 
       # ---------------------------------------------------------------- report
-      _, preds = predicted if predicted[0] == step else run_eval(state, step)  # A finished run resumed.
-      summary = {'steps': step, 'epochs': step / steps_per_epoch, 'devices': jax.device_count(),
+      chosen_step, params = checkpoints.restore_best(eval_params(state)) if val_data else (None, None)
+      if params is None:
+        chosen_step, params = step, eval_params(state)
+      preds = steps.evaluate(predict, params, test_images, config.eval_batch_size)  # The one test evaluation.
+      chosen = next((r['val_accuracy'] for r in metrics_log.read() if r['step'] == chosen_step
+                     and 'val_accuracy' in r), None)
+      summary = {'steps': step, 'epochs': step / steps_per_epoch, 'train_seconds': round(train_seconds, 2),
+                 'plan': plan, 'tested_step': chosen_step, 'val_accuracy': chosen,
+                 'num_val_images': val_size, 'devices': jax.device_count(),
                  'device_kind': jax.devices()[0].device_kind, 'data': config.data.source}
       result = {'test_accuracy': float((preds == test_data.labels).mean())}
       if is_main:
         result = report.write_report(workdir, labels=test_data.labels, preds=preds, images=test_data.images,
                                      class_names=test_data.class_names, records=metrics_log.read(), extra=summary)
-        print(f'Test accuracy {result["test_accuracy"]:.4f} after {step} steps; report in '
-              f'{os.path.join(workdir, "report.json")}')
+        which = f'step {chosen_step}, the best on validation' if val_data else 'the last step'
+        print(f'Test accuracy {result["test_accuracy"]:.4f} (parameters of {which}) after {step} steps and '
+              f'{train_seconds:.0f} s of training; report in {os.path.join(workdir, "report.json")}')
       return result

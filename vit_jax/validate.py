@@ -42,10 +42,13 @@ RULES = {
     'eval_batch_size': POSITIVE_INT,
     'total_epochs': NON_NEGATIVE,
     'total_steps': NON_NEGATIVE_INT,
+    'total_seconds': NON_NEGATIVE,
+    'test_time_flip': ('True or False', lambda v: isinstance(v, bool)),
     'log_every_steps': POSITIVE_INT,
     'eval_every_epochs': POSITIVE_INT,
     'checkpoint_every_epochs': POSITIVE_INT,
     'data.image_size': POSITIVE_INT,
+    'data.val_size': NON_NEGATIVE_INT,
     'data.mean': RGB,
     'data.std': RGB_POSITIVE,
     'optim.lr': POSITIVE,
@@ -90,9 +93,10 @@ def check_config(config, device_count: int = 1) -> None:
     value = _get(config, field)
     if value is not None and not ok(value):
       raise ConfigError(f'config.{field}={value!r}: must be {what}.')
-  given = [k for k in ('total_epochs', 'total_steps') if config.get(k)]
+  given = [k for k in ('total_epochs', 'total_steps', 'total_seconds') if config.get(k)]
   if len(given) != 1:
-    raise ConfigError(f'give exactly one of config.total_epochs and config.total_steps (got {given or "neither"}).')
+    raise ConfigError('give exactly one of config.total_epochs, config.total_steps and config.total_seconds '
+                      f'(got {" and ".join(given) or "none"}).')
   for name in ('batch_size', 'eval_batch_size'):
     if config[name] % device_count:
       raise ConfigError(f'config.{name}={config[name]} must be a multiple of the {device_count} devices.')

@@ -1,0 +1,85 @@
+"""A wall-clock budget (config.total_seconds), the held-out validation split,
+and test-time flip averaging."""
+
+import json
+
+import numpy as np
+import pytest
+from flax import nnx
+
+from conftest import tiny_config
+from vit_jax import budget, data, optim, steps, train
+
+
+def test_the_plan_fits_steps_evaluations_and_checkpoints_in_the_budget():
+  every_10 = lambda s: s % 10 == 0
+  plan = lambda remaining, start=0: budget.plan_total_steps(
+      remaining=remaining, start=start, step_seconds=1.0, eval_seconds=5.0, checkpoint_seconds=1.0,
+      evaluates=every_10, checkpoints=every_10)
+  # 60 steps, evaluations and checkpoints after steps 10..50, and after the last: 60 + 5 * 6 + 6 = 96 s.
+  assert plan(100.0) == 60 and plan(96.0) == 60 and plan(95.9) == 59
+  assert plan(100.0, start=8) == 66  # Steps 9..66, six evaluations (10..60) and the last: 58 + 36 + 6 = 100 s.
+  assert plan(6.9) == 0 and plan(7.0) == 1  # Not even one step: the run stops where it is.
+
+
+def test_the_validation_split_is_fixed_and_disjoint():
+  images = np.arange(50, dtype=np.uint8).reshape(50, 1, 1, 1).repeat(3, -1)
+  dataset = data.Dataset(images, np.arange(50, dtype=np.int32) % 10, tuple('abcdefghij'))
+  rest, held = data.split_off(dataset, 12)
+  assert (len(rest), len(held)) == (38, 12)
+  assert sorted(np.concatenate([rest.images[:, 0, 0, 0], held.images[:, 0, 0, 0]])) == list(range(50))
+  again_rest, again_held = data.split_off(dataset, 12)
+  np.testing.assert_array_equal(held.images, again_held.images)
+  assert not np.array_equal(held.images[:, 0, 0, 0], np.arange(12))  # Drawn at random, not the first ones.
+
+
+def test_test_time_flip_averages_an_image_and_its_mirror():
+  config = tiny_config(test_time_flip=True)
+  model = train.build_model(config, 10)
+  graphdef, params = nnx.split(model, nnx.Param)
+  mesh = steps.make_mesh()
+  predict = steps.make_predict(graphdef, config, mesh=mesh)
+  images = np.random.default_rng(0).integers(0, 256, (4, 32, 32, 3), dtype=np.uint8)
+  np.testing.assert_allclose(predict(params, images), predict(params, images[:, :, ::-1]), rtol=1e-5, atol=1e-5)
+  config.test_time_flip = False
+  plain = steps.make_predict(graphdef, config, mesh=mesh)
+  assert not np.allclose(plain(params, images), plain(params, images[:, :, ::-1]), atol=1e-5)
+
+
+def records(workdir):
+  return [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
+
+
+def test_a_time_budget_is_planned_and_met(tmp_path):
+  config = tiny_config(total_epochs=0.0, total_seconds=12.0, **{'aug.randaugment_layers': 0})  # Compiles fast.
+  result = train.train_and_evaluate(config, str(tmp_path))
+  report = json.loads((tmp_path / 'report.json').read_text())
+  plans = [r for r in records(tmp_path) if 'plan' in r]
+  assert len(plans) == 1 and plans[0]['step'] == budget.CALIBRATION_STEPS
+  plan = plans[0]['plan']
+  assert report['plan'] == plan and report['steps'] == plan['total_steps'] > 3 * 9  # Several epochs of 9 steps.
+  assert 0.9 * 12.0 <= report['train_seconds'] <= 1.05 * 12.0, report
+  evals = [r['step'] for r in records(tmp_path) if 'val_accuracy' in r]
+  assert evals == [s for s in range(9, plan['total_steps'], 9)] + [plan['total_steps']]
+  assert result['test_accuracy'] == report['test_accuracy']
+
+
+def test_a_budgeted_run_resumes_with_its_plan(tmp_path):
+  config = tiny_config(total_epochs=0.0, total_seconds=8.0, **{'aug.randaugment_layers': 0})
+  planned = {}
+
+  def stop_after_the_plan(step):
+    if step == budget.CALIBRATION_STEPS + 5:
+      planned.update(next(r['plan'] for r in records(tmp_path) if 'plan' in r))
+      raise KeyboardInterrupt
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, str(tmp_path), on_step=stop_after_the_plan)
+  train.train_and_evaluate(config, str(tmp_path))
+  report = json.loads((tmp_path / 'report.json').read_text())
+  assert report['steps'] == planned['total_steps'] and report['plan'] == planned
+  assert len([r for r in records(tmp_path) if 'plan' in r]) == 1
+  last = next(r for r in reversed(records(tmp_path)) if 'lr' in r)  # The lr of the last step, step T - 1.
+  total, warmup = planned['total_steps'], train._schedule_steps(config, 9)[1]
+  expected = optim.learning_rate(total - 1, total, peak_lr=config.optim.lr, warmup_steps=warmup, decay_type='cosine',
+                                 min_lr=config.schedule.min_lr)
+  assert last['step'] == total and last['lr'] == pytest.approx(float(expected), rel=1e-5)  # Cosine ends with the plan.
