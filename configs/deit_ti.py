@@ -61,6 +61,10 @@ def get_config() -> ml_collections.ConfigDict:
   )
   config.schedule = dict(decay_type='cosine', warmup_epochs=5.0, warmup_steps=0, min_lr=1e-5)
 
+  # Progressive resizing: the first `fraction` of the steps train on images resized to `image_size`
+  # (fewer tokens: faster steps); the position embedding is resized with them.
+  config.low_res_stage = dict(image_size=16, fraction=0.0)
+
   config.log_every_steps = 50
   config.eval_every_epochs = 10  # On the validation split; the test split once, at the end.
   config.test_time_flip = False  # Average the logits of each image and its mirror image.

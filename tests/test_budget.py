@@ -14,12 +14,19 @@ from vit_jax import budget, data, optim, steps, train
 def test_the_plan_fits_steps_evaluations_and_checkpoints_in_the_budget():
   every_10 = lambda s: s % 10 == 0
   plan = lambda remaining, start=0: budget.plan_total_steps(
-      remaining=remaining, start=start, step_seconds=1.0, eval_seconds=5.0, checkpoint_seconds=1.0,
-      evaluates=every_10, checkpoints=every_10)
+      remaining=remaining, start=start, steps_seconds=lambda total: (total - start) * 1.0, eval_seconds=5.0,
+      checkpoint_seconds=1.0, evaluates=every_10, checkpoints=every_10)
   # 60 steps, evaluations and checkpoints after steps 10..50, and after the last: 60 + 5 * 6 + 6 = 96 s.
   assert plan(100.0) == 60 and plan(96.0) == 60 and plan(95.9) == 59
   assert plan(100.0, start=8) == 66  # Steps 9..66, six evaluations (10..60) and the last: 58 + 36 + 6 = 100 s.
   assert plan(6.9) == 0 and plan(7.0) == 1  # Not even one step: the run stops where it is.
+
+
+def test_the_low_res_steps_are_the_first_fraction_of_the_plan():
+  seconds = budget.stage_steps_seconds(start=10, low_res_fraction=0.5, low_res_seconds=1.0, full_seconds=4.0)
+  assert seconds(40) == 10 * 1.0 + 20 * 4.0  # Steps 11..20 small, 21..40 full size.
+  assert seconds(30) == 5 * 1.0 + 15 * 4.0 and seconds(100) == 40 * 1.0 + 50 * 4.0  # The switch moves with T.
+  assert budget.stage_steps_seconds(30, 0.5, 1.0, 4.0)(40) == 10 * 4.0  # After it only full size.
 
 
 def test_the_validation_split_is_fixed_and_disjoint():
@@ -50,36 +57,45 @@ def records(workdir):
   return [json.loads(line) for line in (workdir / 'metrics.jsonl').read_text().splitlines()]
 
 
+def test_smaller_images_get_a_resized_position_embedding():
+  model = train.build_model(tiny_config(), 10)  # 32x32 images, patch 8: a 4x4 grid.
+  np.testing.assert_array_equal(model.position_embedding(4, 4), model.pos_embed[...])
+  small = model.position_embedding(2, 2)  # [1, 1 + 4, D]: the class token's part is kept.
+  assert small.shape == (1, 5, 64)
+  np.testing.assert_array_equal(small[:, 0], model.pos_embed[...][:, 0])
+  assert model(np.zeros((3, 16, 16, 3), np.float32)).shape == (3, 10)
+
+
 def test_a_time_budget_is_planned_and_met(tmp_path):
-  config = tiny_config(total_epochs=0.0, total_seconds=12.0, **{'aug.randaugment_layers': 0})  # Compiles fast.
+  config = tiny_config(total_epochs=0.0, total_seconds=20.0, **{'aug.randaugment_layers': 0,  # Compiles fast.
+                                                                'low_res_stage.fraction': 0.5})
   result = train.train_and_evaluate(config, str(tmp_path))
   report = json.loads((tmp_path / 'report.json').read_text())
   plans = [r for r in records(tmp_path) if 'plan' in r]
   assert len(plans) == 1 and plans[0]['step'] == budget.CALIBRATION_STEPS
-  plan = plans[0]['plan']
-  assert report['plan'] == plan and report['steps'] == plan['total_steps'] > 3 * 9  # Several epochs of 9 steps.
-  assert 0.9 * 12.0 <= report['train_seconds'] <= 1.05 * 12.0, report
+  first = plans[0]['plan']
+  assert first['low_res_step_seconds'] < first['step_seconds']  # Half of the steps on 16x16 images.
+  assert report['steps'] == report['plan']['total_steps'] > 3 * 9  # Several epochs of 9 steps, as replanned.
+  assert 0.9 * 20.0 <= report['train_seconds'] <= 1.05 * 20.0, report
   evals = [r['step'] for r in records(tmp_path) if 'val_accuracy' in r]
-  assert evals == [s for s in range(9, plan['total_steps'], 9)] + [plan['total_steps']]
+  assert evals == [s for s in range(9, report['steps'], 9)] + [report['steps']]
   assert result['test_accuracy'] == report['test_accuracy']
 
 
 def test_a_budgeted_run_resumes_with_its_plan(tmp_path):
-  config = tiny_config(total_epochs=0.0, total_seconds=8.0, **{'aug.randaugment_layers': 0})
-  planned = {}
+  config = tiny_config(total_epochs=0.0, total_seconds=15.0, **{'aug.randaugment_layers': 0})
 
   def stop_after_the_plan(step):
     if step == budget.CALIBRATION_STEPS + 5:
-      planned.update(next(r['plan'] for r in records(tmp_path) if 'plan' in r))
       raise KeyboardInterrupt
   with pytest.raises(KeyboardInterrupt):
     train.train_and_evaluate(config, str(tmp_path), on_step=stop_after_the_plan)
   train.train_and_evaluate(config, str(tmp_path))
   report = json.loads((tmp_path / 'report.json').read_text())
-  assert report['steps'] == planned['total_steps'] and report['plan'] == planned
-  assert len([r for r in records(tmp_path) if 'plan' in r]) == 1
+  assert len([r for r in records(tmp_path) if 'plan' in r]) == 1  # Resumed with its plan, not calibrated again.
+  assert report['steps'] == report['plan']['total_steps'] > budget.CALIBRATION_STEPS + 5
   last = next(r for r in reversed(records(tmp_path)) if 'lr' in r)  # The lr of the last step, step T - 1.
-  total, warmup = planned['total_steps'], train._schedule_steps(config, 9)[1]
+  total, warmup = report['steps'], train._schedule_steps(config, 9)[1]
   expected = optim.learning_rate(total - 1, total, peak_lr=config.optim.lr, warmup_steps=warmup, decay_type='cosine',
                                  min_lr=config.schedule.min_lr)
   assert last['step'] == total and last['lr'] == pytest.approx(float(expected), rel=1e-5)  # Cosine ends with the plan.

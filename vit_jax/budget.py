@@ -4,28 +4,76 @@ The first CALIBRATION_STEPS steps run with the schedule's length open (their
 learning rate does not depend on it: warmup, or the start of the decay);
 then the step count is planned so that the remaining steps, with the
 evaluations and checkpoints they bring, fit in what is left of the budget.
+At each evaluation the plan is redone with the times measured since, so a
+machine that gets busier or freer moves the end, not the budget.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 CALIBRATION_STEPS = 8  # The first compiles; the median of the other seven is the step time.
 
 
-def plan_total_steps(*, remaining: float, start: int, step_seconds: float, eval_seconds: float,
+def plan_total_steps(*, remaining: float, start: int, steps_seconds: Callable[[int], float], eval_seconds: float,
                      checkpoint_seconds: float, evaluates: Callable[[int], bool],
                      checkpoints: Callable[[int], bool]) -> int:
-  """The largest total step count T >= start whose steps start+1..T, each
-  step's evaluation (where `evaluates(step)`) and checkpoint (where
-  `checkpoints(step)`), and the last step's evaluation and checkpoint (always
-  done) take at most `remaining` seconds; `start` if not even one step fits."""
+  """The largest total step count T >= start whose steps start+1..T (taking
+  `steps_seconds(T)` in all), each step's evaluation (where `evaluates(step)`)
+  and checkpoint (where `checkpoints(step)`), and the last step's evaluation
+  and checkpoint (always done) take at most `remaining` seconds; `start` if
+  not even one step fits."""
   def extras(step, last: bool) -> float:
     evaluating = last or evaluates(step)
     return evaluating * eval_seconds + (evaluating or checkpoints(step)) * checkpoint_seconds
 
-  total, spent = start, 0.0  # spent: steps start+1..total, as steps before the last.
-  while spent + step_seconds + extras(total + 1, last=True) <= remaining:
+  total, extras_before = start, 0.0  # extras_before: of steps start+1..total, as steps before the last.
+  while steps_seconds(total + 1) + extras_before + extras(total + 1, last=True) <= remaining:
     total += 1
-    spent += step_seconds + extras(total, last=False)
+    extras_before += extras(total, last=False)
   return total
+
+
+def stage_steps_seconds(start: int, low_res_fraction: float, low_res_seconds: float,
+                        full_seconds: float) -> Callable[[int], float]:
+  """steps_seconds for plan_total_steps: steps before round(fraction * T) take
+  `low_res_seconds`, the others `full_seconds`."""
+  def seconds(total: int) -> float:
+    low = min(max(round(low_res_fraction * total) - start, 0), total - start)
+    return low * low_res_seconds + (total - start - low) * full_seconds
+  return seconds
+
+
+@dataclasses.dataclass
+class Plan:
+  """A run's length planned from measured times, and redone as they change."""
+
+  budget_seconds: float
+  total_steps: int
+  step_seconds: float  # A full-size step.
+  eval_seconds: float
+  checkpoint_seconds: float
+  low_res_fraction: float = 0.0
+  low_res_step_seconds: float = 0.0
+
+  def steps_seconds(self, start: int) -> Callable[[int], float]:
+    return stage_steps_seconds(start, self.low_res_fraction, self.low_res_step_seconds, self.step_seconds)
+
+  def replan(self, *, step: int, elapsed: float, evaluates: Callable[[int], bool],
+             checkpoints: Callable[[int], bool]) -> int:
+    """Sets and returns the total step count that ends the run in the budget."""
+    self.total_steps = plan_total_steps(
+        remaining=self.budget_seconds - elapsed, start=step, steps_seconds=self.steps_seconds(step),
+        eval_seconds=self.eval_seconds, checkpoint_seconds=self.checkpoint_seconds, evaluates=evaluates,
+        checkpoints=checkpoints)
+    return self.total_steps
+
+  def rescale(self, *, first: int, last: int, seconds: float) -> None:
+    """Steps first+1..last took `seconds`: scales both step times by how far
+    that is from what they predicted (the machine got busier or freer)."""
+    predicted = stage_steps_seconds(first, self.low_res_fraction, self.low_res_step_seconds,
+                                    self.step_seconds)(last) if last > first else 0.0
+    if predicted > 0 and seconds > 0:
+      self.step_seconds *= seconds / predicted
+      self.low_res_step_seconds *= seconds / predicted

@@ -241,15 +241,26 @@ class ViT(nnx.Module):
     self.head_dist = _linear(cfg.dim, cfg.num_classes, cfg, rngs) if cfg.distillation_token else None
 
   def embed(self, images, *, train: bool = False, rngs=None):
-    """Images [B, H, W, 3] (normalised floats) -> tokens [B, P + N, D]."""
+    """Images [B, H, W, 3] (normalised floats) -> tokens [B, P + N, D]. Images
+    of another size than cfg.image_size get a resized position embedding."""
     x = self.patch_embed(images.astype(self.cfg.dtype))  # [B, H/p, W/p, D]
-    b = x.shape[0]
-    x = x.reshape(b, -1, self.cfg.dim)  # [B, N, D]
+    b, h, w, _ = x.shape
+    x = x.reshape(b, h * w, self.cfg.dim)  # [B, N, D]
     prefix = [t[...] for t in (self.cls_token, self.dist_token) if t is not None]
     if prefix:
       x = jnp.concatenate([jnp.broadcast_to(t, (b, 1, self.cfg.dim)).astype(x.dtype) for t in prefix] + [x], 1)
-    x = x + self.pos_embed[...].astype(x.dtype)
+    x = x + self.position_embedding(h, w).astype(x.dtype)
     return _dropout(x, self.cfg.dropout, train=train, rngs=rngs)
+
+  def position_embedding(self, h: int, w: int):
+    """The position embedding [1, P + h * w, D] for an h x w patch grid:
+    the learned one, its patch part resized (bilinear) where the grid differs."""
+    pos, side = self.pos_embed[...], self.cfg.image_size // self.cfg.patch_size
+    if (h, w) == (side, side):
+      return pos
+    prefix, grid = pos[:, :self.num_prefix_tokens], pos[:, self.num_prefix_tokens:].reshape(1, side, side, -1)
+    grid = jax.image.resize(grid, (1, h, w, self.cfg.dim), 'bilinear')
+    return jnp.concatenate([prefix, grid.reshape(1, h * w, self.cfg.dim)], 1)
 
   def __call__(self, images, *, train: bool = False, rngs: nnx.Rngs | None = None,
                return_intermediates: bool = False) -> Any:

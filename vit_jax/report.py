@@ -2,7 +2,7 @@
 
     metrics.jsonl            one JSON object per logged step or evaluation
     report.json              test accuracy, per-class accuracy, confusion matrix
-    curves.png               loss and accuracy over training
+    curves.png               loss, train and validation accuracy over training
     confusion_matrix.png     on the whole test split
     predictions.png          sample test images with predicted / true class
 
@@ -89,14 +89,14 @@ def _save_figure(fig, path: str) -> None:
 
 def _plot_curves(path, records):
   train = [r for r in records if 'loss' in r]
-  evals = [r for r in records if 'test_accuracy' in r]
+  evals = [r for r in records if 'val_accuracy' in r]
   fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4))
   ax_loss.plot([r['epoch'] for r in train], [r['loss'] for r in train], label='train loss (augmented)')
   ax_loss.set(xlabel='epoch', ylabel='cross-entropy', title='Loss')
   ax_loss.legend()
   ax_acc.plot([r['epoch'] for r in train], [r['train_accuracy'] for r in train], alpha=0.6,
               label='train (vs. mixed targets)')
-  ax_acc.plot([r['epoch'] for r in evals], [r['test_accuracy'] for r in evals], 'o-', label='test')
+  ax_acc.plot([r['epoch'] for r in evals], [r['val_accuracy'] for r in evals], 'o-', label='validation')
   ax_acc.set(xlabel='epoch', ylabel='accuracy', title='Accuracy', ylim=(0, 1))
   ax_acc.legend()
   _save_figure(fig, path)

@@ -71,11 +71,13 @@ def with_total_steps(state: TrainState, total_steps: int, mesh: Mesh) -> TrainSt
   return state.replace(total_steps=jax.device_put(jnp.int32(total_steps), replicated(mesh)))
 
 
-def make_train_step(graphdef, tx, learning_rate, config, *, mesh: Mesh, num_classes: int, num_train: int):
+def make_train_step(graphdef, tx, learning_rate, config, *, mesh: Mesh, num_classes: int, num_train: int,
+                    image_size: int | None = None):
   """Returns train_step(state, images, labels) -> (state, metrics). The state
   is donated; `images`/`labels` are the whole replicated training set.
   `tx` gives updates for a learning rate of 1; they are scaled by
-  -learning_rate(step, total_steps) (see vit_jax.optim)."""
+  -learning_rate(step, total_steps) (see vit_jax.optim). With `image_size`
+  the augmented batch is resized to it (antialiased) before the model."""
   batch_size = config.batch_size
   steps_per_epoch = num_train // batch_size
   seed_key = jax.random.key(config.seed)
@@ -92,6 +94,8 @@ def make_train_step(graphdef, tx, learning_rate, config, *, mesh: Mesh, num_clas
     aug_key, dropout_key = jax.random.split(step_key)
     x, y = augment.augment_batch(aug_key, images[batch_index], labels[batch_index], config.aug,
                                  num_classes=num_classes, mean=config.data.mean, std=config.data.std)
+    if image_size and image_size != x.shape[1]:
+      x = jax.image.resize(x, (x.shape[0], image_size, image_size, x.shape[3]), 'linear', antialias=True)
 
     def loss_fn(params):
       model = nnx.merge(graphdef, params)

@@ -18,12 +18,14 @@ evaluated once, at the end, with the best parameters.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import time
 from collections.abc import Callable
 
 import jax
+import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
@@ -137,6 +139,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   del model
   train_step = steps.make_train_step(graphdef, tx, learning_rate, config, mesh=mesh, num_classes=num_classes,
                                      num_train=num_train)
+  low_res = config.get('low_res_stage') or {'fraction': 0.0}
+  low_res_step = steps.make_train_step(graphdef, tx, learning_rate, config, mesh=mesh, num_classes=num_classes,
+                                       num_train=num_train, image_size=low_res['image_size']) if low_res['fraction'] else None
+
+  def step_fn(step, total_steps):  # The first low_res_stage.fraction of the steps see smaller images.
+    return low_res_step if step < round(low_res['fraction'] * total_steps) else train_step
   predict = steps.make_predict(graphdef, config, mesh=mesh)
 
   # ------------------------------------------- checkpoints and resuming
@@ -162,7 +170,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     records = [r for r in metrics_log.read() if r['step'] <= start_step]  # Also where another host truncates.
     evaluated = {r['step'] for r in records if 'val_accuracy' in r}
     best = max((r['val_accuracy'] for r in records if 'val_accuracy' in r), default=-1.0)
-    plan = next((r['plan'] for r in reversed(records) if 'plan' in r), None)
+    plan = next((budget.Plan(**r.get('plan') or r['replan']) for r in reversed(records)
+                 if 'plan' in r or 'replan' in r), None)
     seconds_before = max((r.get('elapsed_seconds', 0.0) for r in records), default=0.0)
     started = time.perf_counter()
 
@@ -194,8 +203,18 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     def evaluates(step):
       return val_data is not None and due(step, config.eval_every_epochs)
 
-    def make_plan(step, state, step_seconds):
-      """Plans the run's length from the measured step, evaluation and checkpoint times."""
+    def measure(step, state, low_res_seconds):
+      """A first plan: the full-size step (on a copy of the state, when the
+      calibration steps were small), one evaluation batch and one checkpoint timed."""
+      full_size = low_res_seconds
+      if low_res_step is not None:
+        probe, times = jax.tree.map(jnp.copy, state), []
+        for _ in range(budget.CALIBRATION_STEPS):
+          t = time.perf_counter()
+          probe, probe_metrics = train_step(probe, train_images, train_labels)
+          jax.block_until_ready(probe_metrics)
+          times.append(time.perf_counter() - t)
+        full_size = float(np.median(times[1:]))
       eval_seconds = 0.0
       if val_data is not None:
         one_batch = val_images[:config.eval_batch_size]
@@ -205,24 +224,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         eval_seconds = (time.perf_counter() - t) * -(-len(val_data) // config.eval_batch_size)
       t = time.perf_counter()
       checkpoints.save_latest(step, state)
-      checkpoint_seconds = time.perf_counter() - t
-      remaining = config.total_seconds - elapsed()
-      planned = budget.plan_total_steps(
-          remaining=remaining, start=step, step_seconds=step_seconds, eval_seconds=eval_seconds,
-          checkpoint_seconds=checkpoint_seconds, evaluates=evaluates,
-          checkpoints=lambda s: due(s, config.checkpoint_every_epochs))
-      if planned <= warmup_steps:
-        raise ConfigError(f'config.total_seconds={config.total_seconds} allows {planned} steps of '
-                          f'{step_seconds:.3g} s, not more than the warmup ({warmup_steps}); raise it or shorten '
-                          'config.schedule.warmup_epochs.')
-      return {'total_steps': planned, 'epochs': round(planned / steps_per_epoch, 3),
-              'budget_seconds': config.total_seconds, 'planned_at_seconds': round(elapsed(), 2),
-              'step_seconds': step_seconds, 'eval_seconds': eval_seconds, 'checkpoint_seconds': checkpoint_seconds}
+      return budget.Plan(config.total_seconds, step, step_seconds=full_size, eval_seconds=eval_seconds,
+                         checkpoint_seconds=time.perf_counter() - t, low_res_fraction=low_res['fraction'],
+                         low_res_step_seconds=low_res_seconds)
+
+    def replan(step, state):
+      total = plan.replan(step=step, elapsed=elapsed(), evaluates=evaluates,
+                          checkpoints=lambda s: due(s, config.checkpoint_every_epochs))
+      if total <= warmup_steps:
+        raise ConfigError(f'config.total_seconds={config.total_seconds} allows {total} steps of '
+                          f'{plan.step_seconds:.3g} s, not more than the warmup ({warmup_steps}); raise it or '
+                          'shorten config.schedule.warmup_epochs.')
+      progress.total = total
+      return total, steps.with_total_steps(state, total, mesh)
 
     # ------------------------------------------------------------------ loop
     progress = tqdm(total=None if total_steps == steps.UNPLANNED else total_steps, initial=start_step,
                     disable=not (is_main and config.progress_bar), unit='step', dynamic_ncols=True)
     step, last_log, metrics, step_times = start_step, None, None, []
+    mark = None  # (step, time) where the plan's step times were last checked; not before a first step (compiling).
     with stop.deferred() if stop is not None else contextlib.nullcontext():  # Signals: at the end of a step.
       if step and evaluates(step) and step not in evaluated:
         run_eval(state, step)  # Stopped during this evaluation: do it now.
@@ -232,7 +252,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           t = time.perf_counter()
           with jax.transfer_guard('disallow'):
             in_flight = metrics
-            state, metrics = train_step(state, train_images, train_labels)
+            state, metrics = step_fn(step, total_steps)(state, train_images, train_labels)
             if calibrating:
               jax.block_until_ready(metrics)
               step_times.append(time.perf_counter() - t)
@@ -240,6 +260,9 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
               jax.block_until_ready(in_flight)
           step += 1
           progress.update()
+          if mark is None and plan is not None:
+            jax.block_until_ready(metrics)
+            mark = (step, time.perf_counter())
           if step % config.log_every_steps == 0 or step == total_steps:
             metrics = jax.device_get(metrics)
             if not (np.isfinite(metrics['loss']) and np.isfinite(metrics['grad_norm'])):
@@ -256,20 +279,30 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
             if is_main:
               metrics_log.write(record)
           if calibrating and len(step_times) == budget.CALIBRATION_STEPS:
-            plan = make_plan(step, state, float(np.median(step_times[1:])))
-            total_steps = plan['total_steps']
-            state = steps.with_total_steps(state, total_steps, mesh)
-            progress.total = total_steps
+            plan = measure(step, state, float(np.median(step_times[1:])))
+            total_steps, state = replan(step, state)
             if is_main:
-              metrics_log.write({'step': step, 'plan': plan})
-              tqdm.write(f'Planned {total_steps} steps ({plan["epochs"]:g} epochs) of {plan["step_seconds"]:.3g} s '
-                         f'in {config.total_seconds:g} s.')
-            last_log = None  # Planning time is not training throughput.
+              metrics_log.write({'step': step, 'plan': dataclasses.asdict(plan)})
+              tqdm.write(f'Planned {total_steps} steps ({total_steps / steps_per_epoch:.3g} epochs) in '
+                         f'{config.total_seconds:g} s.')
+            last_log, mark = None, (step, time.perf_counter())  # Planning time is not training throughput.
+          replanning = mark is not None and evaluates(step) and step < total_steps
+          if replanning:
+            plan.rescale(first=mark[0], last=step, seconds=time.perf_counter() - mark[1])
           if due(step, config.checkpoint_every_epochs) or evaluates(step):
+            t = time.perf_counter()
             checkpoints.save_latest(step, state)  # Before evaluating: a stop during it does not lose it.
+            plan_checkpoint_seconds = time.perf_counter() - t
           if evaluates(step):
+            t = time.perf_counter()
             run_eval(state, step)
             last_log = None  # Evaluation time is not training throughput.
+            if replanning:  # Redo the plan with the times measured since the last one.
+              plan.eval_seconds, plan.checkpoint_seconds = time.perf_counter() - t, plan_checkpoint_seconds
+              total_steps, state = replan(step, state)
+              if is_main:
+                metrics_log.write({'step': step, 'replan': dataclasses.asdict(plan)})
+              mark = (step, time.perf_counter())
           if on_step is not None:
             on_step(step)
           if stop is not None and stop.requested and step < total_steps:
@@ -291,7 +324,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       chosen = next((r['val_accuracy'] for r in metrics_log.read() if r['step'] == chosen_step
                      and 'val_accuracy' in r), None)
       summary = {'steps': step, 'epochs': step / steps_per_epoch, 'train_seconds': round(train_seconds, 2),
-                 'plan': plan, 'tested_step': chosen_step, 'val_accuracy': chosen,
+                 'plan': plan and dataclasses.asdict(plan), 'tested_step': chosen_step, 'val_accuracy': chosen,
                  'num_val_images': val_size, 'devices': jax.device_count(),
                  'device_kind': jax.devices()[0].device_kind, 'data': config.data.source}
       result = {'test_accuracy': float((preds == test_data.labels).mean())}

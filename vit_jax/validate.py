@@ -49,6 +49,8 @@ RULES = {
     'checkpoint_every_epochs': POSITIVE_INT,
     'data.image_size': POSITIVE_INT,
     'data.val_size': NON_NEGATIVE_INT,
+    'low_res_stage.image_size': POSITIVE_INT,
+    'low_res_stage.fraction': FRACTION,
     'data.mean': RGB,
     'data.std': RGB_POSITIVE,
     'optim.lr': POSITIVE,
@@ -105,6 +107,10 @@ def check_config(config, device_count: int = 1) -> None:
     ViTConfig.preset(model.pop('preset', None), image_size=config.data.image_size, **model)
   except (TypeError, ValueError) as e:
     raise ConfigError(f'config.model: {e}') from None
+  low_res, patch = config.get('low_res_stage') or {}, config.model.get('patch_size', 4)
+  if low_res.get('fraction') and low_res['image_size'] % patch:
+    raise ConfigError(f"config.low_res_stage.image_size={low_res['image_size']}: must be a multiple of the patch "
+                      f'size {patch}.')
 
 
 def check_schedule(config, total_steps: int, warmup_steps: int) -> None:
