@@ -99,3 +99,16 @@ def test_a_budgeted_run_resumes_with_its_plan(tmp_path):
   expected = optim.learning_rate(total - 1, total, peak_lr=config.optim.lr, warmup_steps=warmup, decay_type='cosine',
                                  min_lr=config.schedule.min_lr)
   assert last['step'] == total and last['lr'] == pytest.approx(float(expected), rel=1e-5)  # Cosine ends with the plan.
+
+
+def test_replanning_corrects_the_stage_that_was_measured():
+  plan = budget.Plan(budget_seconds=100.0, total_steps=100, step_seconds=1.0, eval_seconds=0.0,
+                     checkpoint_seconds=0.0, low_res_fraction=0.5, low_res_step_seconds=0.5)
+  plan.rescale(first=0, last=20, seconds=4.0)  # Small images: 0.2 s a step, not 0.5.
+  assert (plan.low_res_step_seconds, plan.step_seconds) == (0.2, 1.0)
+  plan.rescale(first=60, last=70, seconds=15.0)  # Full size: 1.5 s.
+  assert (plan.low_res_step_seconds, plan.step_seconds) == (0.2, 1.5)
+  plan.rescale(first=40, last=60, seconds=2 * (10 * 0.2 + 10 * 1.5))  # Across the switch at 50: both, twice as slow.
+  assert plan.low_res_step_seconds == pytest.approx(0.4) and plan.step_seconds == pytest.approx(3.0)
+  never = lambda step: False
+  assert plan.replan(step=60, elapsed=40.0, evaluates=never, checkpoints=never) == 60 + 20  # 60 s left, 3 s a step.

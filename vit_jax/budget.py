@@ -70,10 +70,18 @@ class Plan:
     return self.total_steps
 
   def rescale(self, *, first: int, last: int, seconds: float) -> None:
-    """Steps first+1..last took `seconds`: scales both step times by how far
-    that is from what they predicted (the machine got busier or freer)."""
-    predicted = stage_steps_seconds(first, self.low_res_fraction, self.low_res_step_seconds,
-                                    self.step_seconds)(last) if last > first else 0.0
-    if predicted > 0 and seconds > 0:
+    """Steps first+1..last took `seconds` (the machine got busier or freer, or
+    steps run faster queued than timed one by one): sets the step time of
+    their stage to what they took; an interval across the switch to small
+    images scales both by how far it is from what they predicted."""
+    if last <= first or seconds <= 0:
+      return
+    switch = round(self.low_res_fraction * self.total_steps)
+    if last <= switch:
+      self.low_res_step_seconds = seconds / (last - first)
+    elif first >= switch:
+      self.step_seconds = seconds / (last - first)
+    else:
+      predicted = self.steps_seconds(first)(self.total_steps) - self.steps_seconds(last)(self.total_steps)
       self.step_seconds *= seconds / predicted
       self.low_res_step_seconds *= seconds / predicted
