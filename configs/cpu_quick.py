@@ -36,6 +36,6 @@ def get_config():
   config.schedule.warmup_epochs = 0.3
   config.low_res_stage = dict(image_size=16, fraction=0.6)
   config.test_time_flip = True
-  config.eval_every_epochs = 2
+  config.eval_every_epochs = 3
   config.log_every_steps = 50
   return config
