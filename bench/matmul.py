@@ -1,7 +1,7 @@
 r"""Matmul throughput of the DeiT-Ti/4 training shapes, JAX (XLA) vs PyTorch.
 
     python bench/matmul.py            # both, each in its own process
-    python bench/matmul.py dense      # XLA: a dense layer on [B, N, D] vs [B * N, D]
+    python bench/matmul.py dense      # XLA: cpu_quick's qkv layer on [B, N, D] vs [B * N, D]
     XLA_FLAGS=--xla_cpu_use_onednn=true python bench/matmul.py
 
 Explains bench/train_throughput.py on a CPU: the train step is matmul-bound,
@@ -49,7 +49,7 @@ def run(impl: str, repeats: int = 10) -> dict:
   return rates
 
 
-def dense_layouts(b: int = 256, n: int = 65, d: int = 192, out: int = 576, repeats: int = 10) -> dict:
+def dense_layouts(b: int = 256, n: int = 64, d: int = 128, out: int = 384, repeats: int = 10) -> dict:
   """Milliseconds of x @ w and of its gradients (w.r.t. x and w), x as [b, n, d] or [b * n, d]."""
   import jax
   import jax.numpy as jnp

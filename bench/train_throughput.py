@@ -135,8 +135,10 @@ def _seconds(fn) -> float:
   return time.perf_counter() - start
 
 
-def run_side(side: str) -> dict:
-  cmd = [sys.executable, __file__, '--side', side, *[a for a in sys.argv[1:] if not a.startswith('--out')]]
+def run_side(side: str, args) -> dict:
+  options = ('batch_size', 'steps', 'warmup', 'dtype', 'patch', 'dim', 'depth', 'heads', 'mlp_dim')
+  cmd = [sys.executable, __file__, '--side', side,
+         *[a for name in options for a in (f'--{name.replace("_", "-")}', str(getattr(args, name)))]]
   proc = subprocess.run(cmd, capture_output=True, text=True)
   if proc.returncode:
     sys.exit(f'{side} benchmark failed:\n{proc.stderr[-2000:]}')
@@ -172,9 +174,9 @@ def main():
   runs = {side: [] for side in sides}
   for round_ in range(args.rounds):
     for side in sides:
-      runs[side].append(run_side(side))
+      runs[side].append(run_side(side, args))
       print(f'round {round_ + 1}: {side:>12} {runs[side][-1]["images_per_sec"]:8.1f} images/s', flush=True)
-  peak = run_side('peak')['flops']
+  peak = run_side('peak', args)['flops']
   flops = train_flops_per_image(shape(args))
   medians = {side: statistics.median(r['images_per_sec'] for r in results) for side, results in runs.items()}
   for side, rate in medians.items():

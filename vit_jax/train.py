@@ -228,10 +228,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                          checkpoint_seconds=time.perf_counter() - t, low_res_fraction=low_res['fraction'],
                          low_res_step_seconds=low_res_seconds)
 
-    def replan(step, state):
+    def replan(step, state, first=False):
       total = plan.replan(step=step, elapsed=elapsed(), evaluates=evaluates,
                           checkpoints=lambda s: due(s, config.checkpoint_every_epochs))
-      if total <= warmup_steps:
+      if first and total <= warmup_steps:
         raise ConfigError(f'config.total_seconds={config.total_seconds} allows {total} steps of '
                           f'{plan.step_seconds:.3g} s, not more than the warmup ({warmup_steps}); raise it or '
                           'shorten config.schedule.warmup_epochs.')
@@ -280,7 +280,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
               metrics_log.write(record)
           if calibrating and len(step_times) == budget.CALIBRATION_STEPS:
             plan = measure(step, state, float(np.median(step_times[1:])))
-            total_steps, state = replan(step, state)
+            total_steps, state = replan(step, state, first=True)
             if is_main:
               metrics_log.write({'step': step, 'plan': dataclasses.asdict(plan)})
               tqdm.write(f'Planned {total_steps} steps ({total_steps / steps_per_epoch:.3g} epochs) in '
