@@ -53,7 +53,7 @@ def _epoch_permutation(seed_key, epoch, n: int):
 
 
 def init_state(model: nnx.Module, tx: optax.GradientTransformation, *, num_train: int, seed: int,
-               use_ema: bool, mesh: Mesh, total_steps: int = UNPLANNED) -> tuple[nnx.GraphDef, TrainState]:
+               use_ema: bool, mesh: Mesh) -> tuple[nnx.GraphDef, TrainState]:
   """Splits `model` into its graph definition and a replicated TrainState."""
   graphdef, params = nnx.split(model, nnx.Param)
   key = jax.random.key(seed)
@@ -62,7 +62,7 @@ def init_state(model: nnx.Module, tx: optax.GradientTransformation, *, num_train
   def init(params):
     return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
                       ema_params=params if use_ema else None, perm=_epoch_permutation(key, 0, num_train),
-                      total_steps=jnp.int32(total_steps))
+                      total_steps=jnp.int32(UNPLANNED))
   return graphdef, init(params)
 
 
