@@ -35,12 +35,17 @@ def plan_total_steps(*, remaining: float, start: int, steps_seconds: Callable[[i
   return total
 
 
+def low_res_steps(low_res_fraction: float, total_steps: int) -> int:
+  """How many of a run's first steps train on small images (low_res_stage)."""
+  return round(low_res_fraction * total_steps)
+
+
 def stage_steps_seconds(start: int, low_res_fraction: float, low_res_seconds: float,
                         full_seconds: float) -> Callable[[int], float]:
-  """steps_seconds for plan_total_steps: steps before round(fraction * T) take
-  `low_res_seconds`, the others `full_seconds`."""
+  """steps_seconds for plan_total_steps: the first low_res_steps(fraction, T)
+  steps take `low_res_seconds`, the others `full_seconds`."""
   def seconds(total: int) -> float:
-    low = min(max(round(low_res_fraction * total) - start, 0), total - start)
+    low = min(max(low_res_steps(low_res_fraction, total) - start, 0), total - start)
     return low * low_res_seconds + (total - start - low) * full_seconds
   return seconds
 
@@ -76,7 +81,7 @@ class Plan:
     images scales both by how far it is from what they predicted."""
     if last <= first or seconds <= 0:
       return
-    switch = round(self.low_res_fraction * self.total_steps)
+    switch = low_res_steps(self.low_res_fraction, self.total_steps)
     if last <= switch:
       self.low_res_step_seconds = seconds / (last - first)
     elif first >= switch:

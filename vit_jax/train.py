@@ -144,7 +144,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                        num_train=num_train, image_size=low_res['image_size']) if low_res['fraction'] else None
 
   def step_fn(step, total_steps):  # The first low_res_stage.fraction of the steps see smaller images.
-    return low_res_step if step < round(low_res['fraction'] * total_steps) else train_step
+    return low_res_step if step < budget.low_res_steps(low_res['fraction'], total_steps) else train_step
   predict = steps.make_predict(graphdef, config, mesh=mesh)
 
   # ------------------------------------------- checkpoints and resuming
@@ -321,8 +321,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if params is None:
         chosen_step, params = step, eval_params(state)
       preds = steps.evaluate(predict, params, test_images, config.eval_batch_size)  # The one test evaluation.
-      chosen = next((r['val_accuracy'] for r in metrics_log.read() if r['step'] == chosen_step
-                     and 'val_accuracy' in r), None)
+      records = metrics_log.read()
+      chosen = next((r['val_accuracy'] for r in records if r['step'] == chosen_step and 'val_accuracy' in r), None)
       summary = {'steps': step, 'epochs': step / steps_per_epoch, 'train_seconds': round(train_seconds, 2),
                  'plan': plan and dataclasses.asdict(plan), 'tested_step': chosen_step, 'val_accuracy': chosen,
                  'num_val_images': val_size, 'devices': jax.device_count(),
@@ -330,7 +330,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       result = {'test_accuracy': float((preds == test_data.labels).mean())}
       if is_main:
         result = report.write_report(workdir, labels=test_data.labels, preds=preds, images=test_data.images,
-                                     class_names=test_data.class_names, records=metrics_log.read(), extra=summary)
+                                     class_names=test_data.class_names, records=records, extra=summary)
         which = f'step {chosen_step}, the best on validation' if val_data else 'the last step'
         print(f'Test accuracy {result["test_accuracy"]:.4f} (parameters of {which}) after {step} steps and '
               f'{train_seconds:.0f} s of training; report in {os.path.join(workdir, "report.json")}')
