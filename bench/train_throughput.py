@@ -20,6 +20,7 @@ commit, device and date.
 """
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -54,11 +55,10 @@ def bench_jax(args) -> dict:
   from flax import nnx
 
   from configs import deit_ti
-  from vit_jax import optim, steps
+  from vit_jax import augment, losses, optim, steps
   from vit_jax.models import ViT, ViTConfig
 
   config = deit_ti.get_config()
-  config.batch_size = args.batch_size
   for key in ('randaugment_layers', 'random_erasing', 'mixup_alpha', 'cutmix_alpha'):
     config.aug[key] = 0
   num_train = args.batch_size * 8
@@ -69,8 +69,10 @@ def bench_jax(args) -> dict:
   tx = optim.adamw(weight_decay=0.05)
   model = ViT(ViTConfig(**shape(args), dtype=args.dtype), rngs=nnx.Rngs(0))
   graphdef, state = steps.init_state(model, tx, num_train=num_train, seed=0, use_ema=False, mesh=mesh)
-  train_step = steps.make_train_step(graphdef, tx, lambda step, total: 1e-3, config, mesh=mesh, num_classes=10,
-                                     num_train=num_train)
+  augment_batch = functools.partial(augment.augment_batch, aug=config.aug, num_classes=10, mean=config.data.mean,
+                                    std=config.data.std)
+  train_step = steps.make_train_step(graphdef, tx, lambda step, total: 1e-3, losses.objective(losses.softmax_xent),
+                                     augment_batch, batch_size=args.batch_size, seed=0, mesh=mesh, num_train=num_train)
   for _ in range(args.warmup):
     state, metrics = train_step(state, images, labels)
   jax.block_until_ready(metrics)

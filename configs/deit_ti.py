@@ -29,7 +29,11 @@ def get_config() -> ml_collections.ConfigDict:
       mean=(0.4914, 0.4822, 0.4465),
       std=(0.2470, 0.2435, 0.2616),
   )
-  config.model = dict(preset='deit_tiny', patch_size=4, drop_path=0.1, dropout=0.0, dtype='bfloat16')
+  # A name from vit_jax.models.PRESETS and overrides of its fields (ViTConfig); stem: 'patch', 'conv' or 'resnet'.
+  config.model = dict(name='deit_tiny', patch_size=4, stem='patch', drop_path=0.1, dropout=0.0, dtype='bfloat16')
+  config.loss = 'softmax_xent'  # vit_jax.losses.LOSSES
+  # Distillation from a trained teacher (vit_jax.distill): '' trains without one.
+  config.distill = dict(teacher_workdir='', kind='hard', temperature=1.0, alpha=0.5)
 
   config.aug = dict(
       crop_padding=4,
@@ -51,6 +55,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.total_steps = 0  # Or the number of steps;
   config.total_seconds = 0.0  # or a wall-clock budget (steps planned from the measured speed). Give exactly one.
   config.optim = dict(
+      name='adamw',  # vit_jax.optim.OPTIMIZERS: 'adamw', 'sgd' (momentum, nesterov) or 'muon'.
       lr=5e-4,  # Per lr_base_batch_size images; the peak is lr * batch_size / lr_base_batch_size.
       lr_base_batch_size=512,
       weight_decay=0.05,

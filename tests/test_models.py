@@ -7,7 +7,7 @@ import pytest
 from flax import nnx
 
 from vit_jax.convert import load_timm_state_dict
-from vit_jax.models import PRESETS, ViT, ViTConfig
+from vit_jax.models import PRESETS, ViT, ViTConfig, create_model, model_config
 
 
 def count_params(model) -> int:
@@ -15,7 +15,7 @@ def count_params(model) -> int:
 
 
 def test_deit_tiny_shapes_and_parameter_count():
-  model = ViT(ViTConfig.deit_tiny(num_classes=10), rngs=nnx.Rngs(0))
+  model = create_model('deit_tiny', num_classes=10)
   images = jnp.zeros((2, 32, 32, 3))
   assert model(images).shape == (2, 10)
   # Patch embed 4*4*3*192+192, pos 65*192, cls 192, 12 blocks of 444,864, norm 384, head 1,930.
@@ -24,14 +24,13 @@ def test_deit_tiny_shapes_and_parameter_count():
 
 @pytest.mark.parametrize('name', PRESETS)
 def test_every_preset_builds_and_runs(name):
-  cfg = ViTConfig.preset(name, num_classes=10)
-  model = nnx.eval_shape(lambda: ViT(cfg, rngs=nnx.Rngs(0)))
+  model = nnx.eval_shape(lambda: create_model(name, num_classes=10))
   logits = nnx.eval_shape(lambda m, x: m(x), model, jax.ShapeDtypeStruct((2, 32, 32, 3), jnp.float32))
   assert logits.shape == (2, 10)
 
 
 def test_writeup_presets_have_the_writeups_shapes():
-  a, c, d = ViTConfig.writeup_a(), ViTConfig.writeup_c(), ViTConfig.writeup_d()
+  a, c, d = (model_config(name) for name in ('writeup_a', 'writeup_c', 'writeup_d'))
   assert (a.dim, a.depth, a.num_heads, a.patch_size) == (256, 10, 8, 4)
   assert (c.dim, c.depth, c.num_heads, c.dropout) == (256, 8, 8, 0.1)
   assert (d.dim, d.num_heads, d.mlp_dim, d.dropout) == (256, 8, 512, 0.1)
@@ -51,8 +50,10 @@ def test_options_change_the_tree_not_the_class():
 def test_bad_shapes_are_rejected_with_a_clear_error():
   with pytest.raises(ValueError, match='not a multiple of patch_size'):
     ViTConfig(image_size=30, patch_size=4)
-  with pytest.raises(ValueError, match='unknown model preset'):
-    ViTConfig.preset('vit_huge')
+  with pytest.raises(ValueError, match="unknown model 'vit_huge'"):
+    model_config('vit_huge')
+  with pytest.raises(TypeError, match='stage_sizes'):
+    model_config('deit_tiny', stage_sizes=(2, 2))  # A ResNet field.
 
 
 def test_dropout_and_drop_path_are_random_in_training_only():

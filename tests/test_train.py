@@ -54,7 +54,7 @@ def test_run_writes_metrics_checkpoints_report_and_pictures(trained):
   assert not list(workdir.glob('.*.tmp'))
   # The best checkpoint holds the params of the best evaluation.
   model = train.build_model(config, 10)
-  _, params_like = nnx.split(model, nnx.Param)
+  params_like = nnx.state(model)
   best = checkpoint.restore_best_params(str(workdir), params_like)
   assert jax.tree.structure(best) == jax.tree.structure(params_like)
 

@@ -65,7 +65,13 @@ CASES = [
     (['--config.aug.label_smoothing=1.0'], 'config.aug.label_smoothing=1.0'),
     (['--config.aug.randaugment_magnitude=50'], 'must be a number in [0, 10]'),
     (['--config.aug.crop_padding=-4'], 'config.aug.crop_padding=-4'),
-    (['--config.model.preset=vit_huge'], "unknown model preset 'vit_huge'"),
+    (['--config.model.name=vit_huge'], "unknown model 'vit_huge'"),
+    (['--config.loss=hinge'], "config.loss='hinge'"),
+    (['--config.optim.name=lion'], "config.optim.name='lion'"),
+    (['--config.model.stem=swin'], "stem must be one of 'patch', 'conv', 'resnet'"),
+    (['--config.distill.kind=medium'], "config.distill.kind='medium'"),
+    (['--config.distill.alpha=2.0'], 'config.distill.alpha=2.0: must be a number in [0, 1]'),
+    (['--config.distill.teacher_workdir=/nonexistent'], 'no training run there; train the teacher first'),
     (['--config.model.patch_size=5'], 'image_size 32 is not a multiple of patch_size 5'),
     (['--config.model.num_heads=3'], 'dim 64 is not divisible by num_heads 3'),
     (['--config.model.depth=0'], 'depth must be a positive integer'),
@@ -159,7 +165,7 @@ def outcome(workdir):
   state = ckpt.latest.restore(ckpt.latest_step())
   best_steps = ckpt.best.all_steps()
   ckpt.close()
-  _, params_like = nnx.split(train.build_model(tiny_config(), 10), nnx.Param)
+  params_like = nnx.state(train.build_model(tiny_config(), 10))
   best = checkpoint.restore_best_params(str(workdir), params_like)
   report = json.loads((workdir / 'report.json').read_text())
   return state, records, max(best_steps), best, report['test_accuracy']
@@ -267,7 +273,7 @@ def test_a_damaged_best_checkpoint_falls_back_to_the_best_before(tmp_path, unint
   ckpt.close()
   manifest = workdir / 'checkpoints' / 'best' / str(step + 1) / 'sha256.json'
   manifest.write_text(manifest.read_text().replace('"', "'", 1))  # Unreadable checksums.
-  _, params_like = nnx.split(train.build_model(tiny_config(), 10), nnx.Param)
+  params_like = nnx.state(train.build_model(tiny_config(), 10))
   params = checkpoint.restore_best_params(str(workdir), params_like)
   assert len(jax.tree.leaves(params)) == len(jax.tree.leaves(older))
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(older)):  # Both in sorted key order.

@@ -20,7 +20,7 @@ def tiny_config(**overrides):
   """DeiT recipe on a ViT small enough to train in seconds on the fixture."""
   config = deit_ti.get_config()
   config.data.source = f'folder:{FIXTURE}'
-  config.model = dict(preset='deit_tiny', patch_size=8, dim=64, depth=2, num_heads=2, mlp_dim=128,
+  config.model = dict(name='deit_tiny', patch_size=8, stem='patch', dim=64, depth=2, num_heads=2, mlp_dim=128,
                       drop_path=0.0, dropout=0.0, dtype='float32')
   config.aug.randaugment_layers = 1
   config.aug.mixup_alpha = 0.0

@@ -127,7 +127,7 @@ class Checkpoints:
 
 def restore_best_params(workdir: str, params_like: Any):
   """The best params saved by a run in `workdir`, shaped like `params_like`
-  (e.g. `nnx.split(ViT(cfg, rngs=...), nnx.Param)[1]`); a damaged newest
+  (e.g. `nnx.state(create_model(...))`); a damaged newest
   copy falls back to the best before it."""
   directory = os.path.join(os.path.abspath(workdir), 'checkpoints', 'best')
   if not os.path.isdir(directory):

@@ -1,6 +1,6 @@
 """Weights from timm's VisionTransformer (PyTorch state dict) into `ViT`.
 
-    model = ViT(ViTConfig.deit_tiny(num_classes=1000, image_size=224, patch_size=16), rngs=nnx.Rngs(0))
+    model = create_model('deit_tiny', num_classes=1000, image_size=224, patch_size=16)
     load_timm_state_dict(model, timm_model.state_dict())
 
 A table of regex -> (our path, transform) that must consume every source
@@ -25,8 +25,8 @@ _RULES = (
     (r'cls_token', 'cls_token', _same),
     (r'dist_token', 'dist_token', _same),
     (r'pos_embed', 'pos_embed', _same),
-    (r'patch_embed\.proj\.weight', 'patch_embed/kernel', _conv),
-    (r'patch_embed\.proj\.bias', 'patch_embed/bias', _same),
+    (r'patch_embed\.proj\.weight', 'stem/proj/kernel', _conv),
+    (r'patch_embed\.proj\.bias', 'stem/proj/bias', _same),
     (r'blocks\.(\d+)\.(norm1|norm2)\.weight', r'blocks/\1/\2/scale', _same),
     (r'blocks\.(\d+)\.(norm1|norm2)\.bias', r'blocks/\1/\2/bias', _same),
     (r'blocks\.(\d+)\.attn\.(qkv|proj)\.weight', r'blocks/\1/attn/\2/kernel', _linear),

@@ -1,4 +1,6 @@
-"""Optimizer and learning-rate schedules of the DeiT recipe (Optax).
+"""Optimizers by name and the learning-rate schedules (Optax).
+
+    tx = optim.create(config.optim)   # config.optim.name: 'adamw', 'sgd' or 'muon'
 
 As in big_vision, the optimizer gives updates for a learning rate of 1 and
 the train step scales them by -learning_rate(step, total_steps): the length
@@ -9,9 +11,12 @@ one compilation, and a resumed run keeps its plan.
 
 from __future__ import annotations
 
+import inspect
+
 import jax
 import jax.numpy as jnp
 import optax
+from optax import contrib
 
 NO_DECAY_NAMES = ('pos_embed', 'cls_token', 'dist_token')
 DECAY_TYPES = ('cosine', 'onecycle')
@@ -59,3 +64,37 @@ def adamw(*, weight_decay: float, b1: float = 0.9, b2: float = 0.999,
   parts = [optax.clip_by_global_norm(grad_clip_norm)] if grad_clip_norm else []
   parts += [optax.scale_by_adam(b1=b1, b2=b2), optax.add_decayed_weights(weight_decay, decay_mask)]
   return optax.chain(*parts)
+
+
+def sgd(*, weight_decay: float, momentum: float = 0.9, nesterov: bool = True,
+        grad_clip_norm: float | None = None) -> optax.GradientTransformation:
+  """SGD with (Nesterov) momentum and L2 weight decay on `decay_mask`
+  weights, added to the gradient (PyTorch's SGD): the ResNet recipe."""
+  parts = [optax.clip_by_global_norm(grad_clip_norm)] if grad_clip_norm else []
+  parts += [optax.add_decayed_weights(weight_decay, decay_mask), optax.trace(decay=momentum, nesterov=nesterov)]
+  return optax.chain(*parts)
+
+
+def muon(*, weight_decay: float, b1: float = 0.9, b2: float = 0.999, momentum: float = 0.95,
+         grad_clip_norm: float | None = None) -> optax.GradientTransformation:
+  """Muon (Jordan et al. 2024; optax.contrib.muon) on the matrices, Adam on
+  the rest. Muon's updates are scaled to AdamW's RMS (consistent_rms=0.2,
+  Liu et al. 2025), so AdamW's learning rate and weight decay carry over."""
+  parts = [optax.clip_by_global_norm(grad_clip_norm)] if grad_clip_norm else []
+  parts += [contrib.muon(1.0, beta=momentum, weight_decay=weight_decay, weight_decay_mask=decay_mask,
+                         consistent_rms=0.2, adam_b1=b1, adam_b2=b2),
+            optax.scale(-1.0)]  # optax's muon ends with the descent step (-lr); the train step takes that.
+  return optax.chain(*parts)
+
+
+OPTIMIZERS = {'adamw': adamw, 'sgd': sgd, 'muon': muon}
+
+
+def create(optim_config) -> optax.GradientTransformation:
+  """The optimizer `optim_config.name` (default 'adamw') with the fields of
+  `optim_config` that it takes (the others, e.g. lr, are the train loop's)."""
+  name = optim_config.get('name', 'adamw')
+  if name not in OPTIMIZERS:
+    raise ValueError(f'unknown optimizer {name!r}; choose one of {", ".join(OPTIMIZERS)}.')
+  optimizer = OPTIMIZERS[name]
+  return optimizer(**{k: optim_config[k] for k in inspect.signature(optimizer).parameters if k in optim_config})

@@ -5,6 +5,8 @@ every host; the batch is sharded over it, parameters and the data set are
 replicated, and jit inserts the gradient all-reduce (the modern pmap).
 The data set lives on the devices: a step picks its batch itself from the
 epoch's permutation (kept in the state), so the host feeds nothing per step.
+The steps take resolved values and callables (the augmentation, the
+objective, the learning rate), not the run's config.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from vit_jax import augment
 class TrainState:
   step: jax.Array  # int32 scalar: optimizer steps taken.
   params: Any  # nnx.State of the model's Params.
+  model_state: Any  # nnx.State of its other variables (BatchNorm statistics); empty for a plain ViT.
   opt_state: Any
   ema_params: Any  # Exponential moving average of params, or None.
   perm: jax.Array  # int32 [N]: this epoch's order of the training set.
@@ -55,15 +58,21 @@ def _epoch_permutation(seed_key, epoch, n: int):
 def init_state(model: nnx.Module, tx: optax.GradientTransformation, *, num_train: int, seed: int,
                use_ema: bool, mesh: Mesh) -> tuple[nnx.GraphDef, TrainState]:
   """Splits `model` into its graph definition and a replicated TrainState."""
-  graphdef, params = nnx.split(model, nnx.Param)
+  graphdef, params, model_state = nnx.split(model, nnx.Param, ...)
   key = jax.random.key(seed)
 
   @functools.partial(jax.jit, out_shardings=replicated(mesh))
-  def init(params):
-    return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=tx.init(params),
-                      ema_params=params if use_ema else None, perm=_epoch_permutation(key, 0, num_train),
-                      total_steps=jnp.int32(UNPLANNED))
-  return graphdef, init(params)
+  def init(params, model_state):
+    return TrainState(step=jnp.zeros((), jnp.int32), params=params, model_state=model_state,
+                      opt_state=tx.init(params), ema_params=params if use_ema else None,
+                      perm=_epoch_permutation(key, 0, num_train), total_steps=jnp.int32(UNPLANNED))
+  return graphdef, init(params, model_state)
+
+
+def eval_variables(state: TrainState):
+  """All the model's variables to evaluate (and keep as the best checkpoint):
+  the EMA params where there are, else the params, and the other state."""
+  return nnx.merge_state(state.ema_params if state.ema_params is not None else state.params, state.model_state)
 
 
 def with_total_steps(state: TrainState, total_steps: int, mesh: Mesh) -> TrainState:
@@ -71,38 +80,44 @@ def with_total_steps(state: TrainState, total_steps: int, mesh: Mesh) -> TrainSt
   return state.replace(total_steps=jax.device_put(jnp.int32(total_steps), replicated(mesh)))
 
 
-def make_train_step(graphdef, tx, learning_rate, config, *, mesh: Mesh, num_classes: int, num_train: int,
-                    image_size: int | None = None):
-  """Returns train_step(state, images, labels) -> (state, metrics). The state
-  is donated; `images`/`labels` are the whole replicated training set.
-  `tx` gives updates for a learning rate of 1; they are scaled by
-  -learning_rate(step, total_steps) (see vit_jax.optim). With `image_size`
-  the augmented batch is resized to it (antialiased) before the model."""
-  batch_size = config.batch_size
+def make_train_step(graphdef, tx, learning_rate, objective, augment_batch, *, batch_size: int, seed: int,
+                    mesh: Mesh, num_train: int, ema_decay: float = 0.0, image_size: int | None = None):
+  """Returns train_step(state, images, labels, *objective_args) -> (state,
+  metrics). The state is donated; `images`/`labels` are the whole replicated
+  training set.
+
+  augment_batch(key, images uint8 [B, H, W, 3], labels [B]) -> (inputs
+    float32 [B, H, W, 3], targets [B, K]);
+  objective(model, inputs, targets, rngs, *objective_args) -> (mean loss,
+    logits [B, K]) (vit_jax.losses.objective; vit_jax.distill.objective,
+    whose argument is the teacher's variables);
+  learning_rate(step, total_steps) scales `tx`'s updates for a learning
+    rate of 1 (see vit_jax.optim).
+  With `image_size` the augmented batch is resized to it (antialiased)
+  before the model.
+  """
   steps_per_epoch = num_train // batch_size
-  seed_key = jax.random.key(config.seed)
+  seed_key = jax.random.key(seed)
   batch_sharding = NamedSharding(mesh, P('data'))
-  ema_decay = config.optim.get('ema_decay')
 
   @functools.partial(jax.jit, donate_argnums=0, out_shardings=(replicated(mesh), replicated(mesh)))
-  def train_step(state: TrainState, images, labels):
+  def train_step(state: TrainState, images, labels, *objective_args):
     epoch, index = state.step // steps_per_epoch, state.step % steps_per_epoch
     perm = jax.lax.cond(index == 0, lambda: _epoch_permutation(seed_key, epoch, num_train), lambda: state.perm)
     batch_index = jax.lax.dynamic_slice(perm, (index * batch_size,), (batch_size,))
     batch_index = jax.lax.with_sharding_constraint(batch_index, batch_sharding)
     step_key = jax.random.fold_in(jax.random.fold_in(seed_key, 1), state.step)
     aug_key, dropout_key = jax.random.split(step_key)
-    x, y = augment.augment_batch(aug_key, images[batch_index], labels[batch_index], config.aug,
-                                 num_classes=num_classes, mean=config.data.mean, std=config.data.std)
+    x, y = augment_batch(aug_key, images[batch_index], labels[batch_index])
     if image_size and image_size != x.shape[1]:
       x = jax.image.resize(x, (x.shape[0], image_size, image_size, x.shape[3]), 'linear', antialias=True)
 
     def loss_fn(params):
-      model = nnx.merge(graphdef, params)
-      logits = model(x, train=True, rngs=nnx.Rngs(dropout=dropout_key))  # [B, K]
-      return optax.softmax_cross_entropy(logits, y).mean(), logits
+      model = nnx.merge(graphdef, params, state.model_state, copy=True)  # New variables: BatchNorm updates its own.
+      loss, logits = objective(model, x, y, nnx.Rngs(dropout=dropout_key), *objective_args)
+      return loss, (logits, nnx.state(model, nnx.Not(nnx.Param)))
 
-    (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    (loss, (logits, model_state)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
     lr = learning_rate(state.step, state.total_steps)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, jax.tree.map(lambda u: -lr * u, updates))
@@ -115,31 +130,31 @@ def make_train_step(graphdef, tx, learning_rate, config, *, mesh: Mesh, num_clas
         'lr': lr,
         'train_accuracy': jnp.mean(jnp.argmax(logits, -1) == jnp.argmax(y, -1)),  # vs. mixed targets
     }
-    new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state, ema_params=ema, perm=perm)
+    new_state = state.replace(step=state.step + 1, params=params, model_state=model_state, opt_state=opt_state,
+                              ema_params=ema, perm=perm)
     return new_state, metrics
 
   return train_step
 
 
-def make_predict(graphdef, config, *, mesh: Mesh):
-  """Returns predict(params, images uint8 [B, H, W, 3]) -> logits [B, K]
-  (batch sharded over the mesh, logits replicated for the host). With
-  config.test_time_flip the logits of each image and its mirror image are
-  averaged."""
+def make_predict(graphdef, *, mean, std, flip: bool = False, mesh: Mesh):
+  """Returns predict(variables, images uint8 [B, H, W, 3]) -> logits [B, K]
+  (batch sharded over the mesh, logits replicated for the host); `variables`
+  as from `eval_variables`. With `flip` the logits of each image and its
+  mirror image are averaged."""
   batch_sharding = NamedSharding(mesh, P('data'))
-  flip = config.get('test_time_flip', False)
 
   @functools.partial(jax.jit, out_shardings=replicated(mesh))
-  def predict(params, images):
+  def predict(variables, images):
     images = jax.lax.with_sharding_constraint(images, batch_sharding)
-    model = nnx.merge(graphdef, params)
-    x = augment.normalize(images, config.data.mean, config.data.std)
+    model = nnx.merge(graphdef, variables)
+    x = augment.normalize(images, mean, std)
     return (model(x) + model(x[:, :, ::-1])) / 2 if flip else model(x)
 
   return predict
 
 
-def evaluate(predict, params, images: jax.Array, batch_size: int) -> np.ndarray:
+def evaluate(predict, variables, images: jax.Array, batch_size: int) -> np.ndarray:
   """Predicted classes [N] for a replicated on-device split; the last batch is
   padded to `batch_size` (a multiple of the device count)."""
   n = images.shape[0]
@@ -148,5 +163,5 @@ def evaluate(predict, params, images: jax.Array, batch_size: int) -> np.ndarray:
     batch = images[start:start + batch_size]
     if batch.shape[0] < batch_size:
       batch = jnp.pad(batch, ((0, batch_size - batch.shape[0]), (0, 0), (0, 0), (0, 0)))
-    preds.append(np.asarray(jax.device_get(jnp.argmax(predict(params, batch), -1))))
+    preds.append(np.asarray(jax.device_get(jnp.argmax(predict(variables, batch), -1))))
   return np.concatenate(preds)[:n]

@@ -32,11 +32,10 @@ from flax import nnx
 from tqdm import tqdm
 
 from vit_jax import data as data_lib
-from vit_jax import budget, optim, report, steps
+from vit_jax import augment, budget, distill, losses, models, optim, report, steps
 from vit_jax.checkpoint import Checkpoints, saved_steps
 from vit_jax.files import atomic_write
 from vit_jax.interrupts import Interrupted, StopRequest
-from vit_jax.models import ViT, ViTConfig
 from vit_jax.validate import ConfigError, check_config, check_schedule, config_changes
 
 
@@ -48,15 +47,29 @@ def _schedule_steps(config, steps_per_epoch: int) -> tuple[int | None, int]:
   return total if total is None else int(total), int(warmup)
 
 
-def build_model(config, num_classes: int, seed: int = 0) -> ViT:
-  """The ViT described by config.model: a preset name and its overrides."""
+def build_model(config, num_classes: int, seed: int = 0) -> nnx.Module:
+  """The model described by config.model: a name from vit_jax.models.PRESETS and overrides of its fields."""
   overrides = dict(config.model)
-  preset = overrides.pop('preset')
+  name = overrides.pop('name')
   try:
-    model_cfg = ViTConfig.preset(preset, num_classes=num_classes, image_size=config.data.image_size, **overrides)
-  except TypeError as e:
+    model_cfg = models.model_config(name, num_classes=num_classes, image_size=config.data.image_size, **overrides)
+  except (TypeError, ValueError) as e:
     raise ConfigError(f'config.model: {e}') from None
-  return ViT(model_cfg, rngs=nnx.Rngs(seed))
+  return models.build(model_cfg, seed=seed)
+
+
+def _objective(config, num_classes: int, mesh) -> tuple[Callable, tuple]:
+  """The training objective (config.loss, and config.distill's teacher) and
+  the arguments the train step passes it (the teacher's variables)."""
+  loss = losses.get(config.get('loss', 'softmax_xent'))
+  spec = config.get('distill') or {}
+  if not spec.get('teacher_workdir'):
+    return losses.objective(loss), ()
+  teacher = distill.load_teacher(spec['teacher_workdir'], num_classes=num_classes, image_size=config.data.image_size,
+                                 mean=config.data.mean, std=config.data.std)
+  objective = distill.objective(teacher.graphdef, loss, kind=spec.get('kind', 'hard'),
+                                temperature=spec.get('temperature', 1.0), alpha=spec.get('alpha', 0.5))
+  return objective, (jax.device_put(teacher.variables, steps.replicated(mesh)),)
 
 
 def _check_resume(config, workdir: str, allow_changes: bool, step: int) -> None:
@@ -131,21 +144,25 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   peak_lr = config.optim.lr * config.batch_size / config.optim.get('lr_base_batch_size', config.batch_size)
   learning_rate = functools.partial(optim.learning_rate, peak_lr=peak_lr, warmup_steps=warmup_steps,
                                     decay_type=config.schedule.decay_type, min_lr=config.schedule.get('min_lr', 0.0))
-  tx = optim.adamw(weight_decay=config.optim.weight_decay, b1=config.optim.get('b1', 0.9),
-                   b2=config.optim.get('b2', 0.999), grad_clip_norm=config.optim.get('grad_clip_norm'))
+  tx = optim.create(config.optim)
   model = build_model(config, num_classes, config.seed)
   graphdef, state = steps.init_state(model, tx, num_train=num_train, seed=config.seed,
                                      use_ema=bool(config.optim.get('ema_decay')), mesh=mesh)
   del model
-  train_step = steps.make_train_step(graphdef, tx, learning_rate, config, mesh=mesh, num_classes=num_classes,
-                                     num_train=num_train)
+  augment_batch = functools.partial(augment.augment_batch, aug=config.aug, num_classes=num_classes,
+                                    mean=config.data.mean, std=config.data.std)
+  objective, objective_args = _objective(config, num_classes, mesh)
+  make_step = functools.partial(
+      steps.make_train_step, graphdef, tx, learning_rate, objective, augment_batch, batch_size=config.batch_size,
+      seed=config.seed, mesh=mesh, num_train=num_train, ema_decay=config.optim.get('ema_decay') or 0.0)
+  train_step = make_step()
   low_res = config.get('low_res_stage') or {'fraction': 0.0}
-  low_res_step = steps.make_train_step(graphdef, tx, learning_rate, config, mesh=mesh, num_classes=num_classes,
-                                       num_train=num_train, image_size=low_res['image_size']) if low_res['fraction'] else None
+  low_res_step = make_step(image_size=low_res['image_size']) if low_res['fraction'] else None
 
   def step_fn(step, total_steps):  # The first low_res_stage.fraction of the steps see smaller images.
     return low_res_step if step < budget.low_res_steps(low_res['fraction'], total_steps) else train_step
-  predict = steps.make_predict(graphdef, config, mesh=mesh)
+  predict = steps.make_predict(graphdef, mean=config.data.mean, std=config.data.std,
+                               flip=config.get('test_time_flip', False), mesh=mesh)
 
   # ------------------------------------------- checkpoints and resuming
   with Checkpoints(workdir) as checkpoints:  # Closed also on errors: no save is left half done.
@@ -178,17 +195,14 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     def elapsed():  # Seconds of training in this work directory, over all resumptions.
       return seconds_before + time.perf_counter() - started
 
-    def eval_params(state):
-      return state.ema_params if state.ema_params is not None else state.params
-
     def run_eval(state, step):
-      """Evaluates on the validation split; saves the best params and logs the result, unless done before."""
+      """Evaluates on the validation split; saves the best variables and logs the result, unless done before."""
       nonlocal best
-      preds = steps.evaluate(predict, eval_params(state), val_images, config.eval_batch_size)
+      preds = steps.evaluate(predict, steps.eval_variables(state), val_images, config.eval_batch_size)
       accuracy = float((preds == val_data.labels).mean())
       if step not in evaluated:
         if accuracy > best:
-          checkpoints.save_best(step, eval_params(state))
+          checkpoints.save_best(step, steps.eval_variables(state))
           best = accuracy
         if is_main:
           metrics_log.write({'step': step, 'epoch': round(step / steps_per_epoch, 3), 'val_accuracy': accuracy,
@@ -211,16 +225,16 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         probe, times = jax.tree.map(jnp.copy, state), []
         for _ in range(budget.CALIBRATION_STEPS):
           t = time.perf_counter()
-          probe, probe_metrics = train_step(probe, train_images, train_labels)
+          probe, probe_metrics = train_step(probe, train_images, train_labels, *objective_args)
           jax.block_until_ready(probe_metrics)
           times.append(time.perf_counter() - t)
         full_size = float(np.median(times[1:]))
       eval_seconds = 0.0
       if val_data is not None:
         one_batch = val_images[:config.eval_batch_size]
-        steps.evaluate(predict, eval_params(state), one_batch, config.eval_batch_size)  # Compiles.
+        steps.evaluate(predict, steps.eval_variables(state), one_batch, config.eval_batch_size)  # Compiles.
         t = time.perf_counter()
-        steps.evaluate(predict, eval_params(state), one_batch, config.eval_batch_size)
+        steps.evaluate(predict, steps.eval_variables(state), one_batch, config.eval_batch_size)
         eval_seconds = (time.perf_counter() - t) * -(-len(val_data) // config.eval_batch_size)
       t = time.perf_counter()
       checkpoints.save_latest(step, state)
@@ -252,7 +266,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
           t = time.perf_counter()
           with jax.transfer_guard('disallow'):
             in_flight = metrics
-            state, metrics = step_fn(step, total_steps)(state, train_images, train_labels)
+            state, metrics = step_fn(step, total_steps)(state, train_images, train_labels, *objective_args)
             if calibrating:
               jax.block_until_ready(metrics)
               step_times.append(time.perf_counter() - t)
@@ -317,10 +331,10 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       train_seconds = elapsed()
 
       # ---------------------------------------------------------------- report
-      chosen_step, params = checkpoints.restore_best(eval_params(state)) if val_data else (None, None)
-      if params is None:
-        chosen_step, params = step, eval_params(state)
-      preds = steps.evaluate(predict, params, test_images, config.eval_batch_size)  # The one test evaluation.
+      chosen_step, variables = checkpoints.restore_best(steps.eval_variables(state)) if val_data else (None, None)
+      if variables is None:
+        chosen_step, variables = step, steps.eval_variables(state)
+      preds = steps.evaluate(predict, variables, test_images, config.eval_batch_size)  # The one test evaluation.
       records = metrics_log.read()
       chosen = next((r['val_accuracy'] for r in records if r['step'] == chosen_step and 'val_accuracy' in r), None)
       summary = {'steps': step, 'epochs': step / steps_per_epoch, 'train_seconds': round(train_seconds, 2),

@@ -11,7 +11,7 @@ import json
 import math
 from numbers import Integral, Real
 
-from vit_jax.models import ViTConfig
+from vit_jax import losses, models, optim
 
 
 class ConfigError(ValueError):
@@ -60,6 +60,11 @@ RULES = {
     'optim.b2': BELOW_ONE,
     'optim.grad_clip_norm': NON_NEGATIVE,
     'optim.ema_decay': BELOW_ONE,
+    'optim.momentum': BELOW_ONE,
+    'distill.kind': ("'hard' or 'soft'", lambda v: v in ('hard', 'soft')),
+    'distill.temperature': POSITIVE,
+    'distill.alpha': FRACTION,
+    'optim.nesterov': ('True or False', lambda v: isinstance(v, bool)),
     'schedule.decay_type': ("'cosine' or 'onecycle'", lambda v: v in ('cosine', 'onecycle')),
     'schedule.warmup_epochs': NON_NEGATIVE,
     'schedule.warmup_steps': NON_NEGATIVE_INT,
@@ -104,9 +109,14 @@ def check_config(config, device_count: int = 1) -> None:
       raise ConfigError(f'config.{name}={config[name]} must be a multiple of the {device_count} devices.')
   model = dict(config.model)
   try:
-    ViTConfig.preset(model.pop('preset', None), image_size=config.data.image_size, **model)
+    models.model_config(model.pop('name', None), image_size=config.data.image_size, **model)
   except (TypeError, ValueError) as e:
     raise ConfigError(f'config.model: {e}') from None
+  if config.optim.get('name', 'adamw') not in optim.OPTIMIZERS:
+    raise ConfigError(f'config.optim.name={config.optim.name!r}: must be one of '
+                      f'{", ".join(map(repr, optim.OPTIMIZERS))}.')
+  if config.get('loss', 'softmax_xent') not in losses.LOSSES:
+    raise ConfigError(f'config.loss={config.loss!r}: must be one of {", ".join(map(repr, losses.LOSSES))}.')
   low_res, patch = config.get('low_res_stage') or {}, config.model.get('patch_size', 4)
   if low_res.get('fraction') and low_res['image_size'] % patch:
     raise ConfigError(f"config.low_res_stage.image_size={low_res['image_size']}: must be a multiple of the patch "

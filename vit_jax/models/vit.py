@@ -1,17 +1,19 @@
 """Vision Transformer (ViT / DeiT) as one Flax NNX module tree.
 
 Options are constructor arguments (through `ViTConfig`), not copies of the
-class: LayerScale, DropPath, a DeiT distillation token, CLS or mean pooling,
-bf16 compute. Numerics follow timm so weights can be exchanged with it:
+class: the stem (patch, conv or ResNet; see vit_jax.models.stems),
+LayerScale, DropPath, a DeiT distillation token, CLS or mean pooling, bf16
+compute. Numerics follow timm so weights can be exchanged with it:
 exact-erf GELU, LayerNorm eps 1e-6, a fused qkv projection.
 
-    model = ViT(ViTConfig.deit_tiny(num_classes=10), rngs=nnx.Rngs(0))
+    model = create_model('deit_tiny', num_classes=10)      # vit_jax.models
     logits = model(images)                                  # [B, 10]
     logits = model(images, train=True, rngs=nnx.Rngs(dropout=key))
 
-The model holds parameters only (no RNG state): dropout and DropPath take
-their randomness from the `rngs` given at call time, so the parameters are a
-plain pytree (`nnx.split(model)`) that a jitted train step can carry.
+The model holds no RNG state: dropout and DropPath take their randomness
+from the `rngs` given at call time, so its variables (parameters, and the
+BatchNorm statistics of conv stems) are plain pytrees (`nnx.split(model)`)
+that a jitted train step can carry.
 """
 
 from __future__ import annotations
@@ -23,15 +25,18 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-_TRUNC_NORMAL = nnx.initializers.truncated_normal(stddev=0.02)
+from vit_jax.models.layers import TRUNC_NORMAL, DropPath, LayerScale, Linear, dropout
+from vit_jax.models.stems import STEMS
 
 
 @dataclasses.dataclass(frozen=True)
 class ViTConfig:
-  """Shape and options of a ViT. Presets below document the variants."""
+  """Shape and options of a ViT; vit_jax.models.PRESETS names the variants."""
 
   image_size: int = 32
-  patch_size: int = 4
+  patch_size: int = 4  # Pixels per token side, for every stem.
+  stem: str = 'patch'  # 'patch', 'conv' or 'resnet' (vit_jax.models.stems).
+  stem_width: int = 64  # Channels of the first conv / ResNet stage of the 'conv' and 'resnet' stems.
   num_classes: int = 10
   dim: int = 192
   depth: int = 12
@@ -47,7 +52,7 @@ class ViTConfig:
   dtype: str = 'float32'  # Compute dtype; parameters stay float32.
 
   def __post_init__(self):
-    for name in ('image_size', 'patch_size', 'num_classes', 'dim', 'depth', 'num_heads', 'mlp_dim'):
+    for name in ('image_size', 'patch_size', 'num_classes', 'dim', 'depth', 'num_heads', 'mlp_dim', 'stem_width'):
       value = getattr(self, name)
       if not (value is None and name == 'mlp_dim') and not (isinstance(value, int) and value > 0):
         raise ValueError(f'{name} must be a positive integer, got {value!r}.')
@@ -58,6 +63,11 @@ class ViTConfig:
       raise ValueError(f"dtype must be 'float32', 'bfloat16' or 'float16', got {self.dtype!r}.")
     if self.image_size % self.patch_size:
       raise ValueError(f'image_size {self.image_size} is not a multiple of patch_size {self.patch_size}.')
+    if self.stem not in STEMS:
+      raise ValueError(f'stem must be one of {", ".join(map(repr, STEMS))}, got {self.stem!r}.')
+    if self.stem != 'patch' and self.patch_size & (self.patch_size - 1):
+      raise ValueError(f'the {self.stem!r} stem halves the image per layer: patch_size must be a power of 2, '
+                       f'got {self.patch_size}.')
     if self.dim % self.num_heads:
       raise ValueError(f'dim {self.dim} is not divisible by num_heads {self.num_heads}.')
     if self.pool not in ('cls', 'mean'):
@@ -69,97 +79,13 @@ class ViTConfig:
   def num_patches(self) -> int:
     return (self.image_size // self.patch_size) ** 2
 
-  # Presets: patch 4 on 32x32 inputs (CIFAR), 64 patch tokens.
-  @classmethod
-  def deit_tiny(cls, **overrides) -> ViTConfig:
-    """DeiT-Ti (Touvron et al. 2021): dim 192, depth 12, 3 heads; write-up E."""
-    return cls(**{**dict(dim=192, depth=12, num_heads=3), **overrides})
-
-  @classmethod
-  def deit_small(cls, **overrides) -> ViTConfig:
-    """DeiT-S: dim 384, depth 12, 6 heads."""
-    return cls(**{**dict(dim=384, depth=12, num_heads=6), **overrides})
-
-  @classmethod
-  def deit_base(cls, **overrides) -> ViTConfig:
-    """DeiT-B: dim 768, depth 12, 12 heads."""
-    return cls(**{**dict(dim=768, depth=12, num_heads=12), **overrides})
-
-  @classmethod
-  def writeup_a(cls, **overrides) -> ViTConfig:
-    """Write-up A: dim 256, depth 10, 8 heads (reported ~85%)."""
-    return cls(**{**dict(dim=256, depth=10, num_heads=8), **overrides})
-
-  @classmethod
-  def writeup_c(cls, **overrides) -> ViTConfig:
-    """Write-up C: dim 256, depth 8, 8 heads, MLP ratio 4, dropout 0.1."""
-    return cls(**{**dict(dim=256, depth=8, num_heads=8, dropout=0.1), **overrides})
-
-  @classmethod
-  def writeup_d(cls, **overrides) -> ViTConfig:
-    """Write-up D: dim 256, 8 heads, MLP 512, dropout 0.1 (80.81%); depth 8."""
-    return cls(**{**dict(dim=256, depth=8, num_heads=8, mlp_dim=512, dropout=0.1), **overrides})
-
-  @classmethod
-  def preset(cls, name: str, **overrides) -> ViTConfig:
-    """Builds a preset by name ('deit_tiny', 'writeup_a', ...)."""
-    if name not in PRESETS:
-      raise ValueError(f'unknown model preset {name!r}; choose one of {", ".join(PRESETS)}.')
-    return getattr(cls, name)(**overrides)
-
-
-PRESETS = ('deit_tiny', 'deit_small', 'deit_base', 'writeup_a', 'writeup_c', 'writeup_d')
-
-
-class Linear(nnx.Linear):
-  """nnx.Linear that multiplies 2-D operands: [..., din] is flattened to
-  [M, din] first. XLA's CPU dot is 1.4x slower forward and 2.7x slower
-  forward + backward on [B, N, din] operands (the weight gradient then
-  contracts two dims; `python bench/matmul.py dense`); the parameters are
-  nnx.Linear's."""
-
-  def __call__(self, x):  # [..., din] -> [..., dout]
-    return super().__call__(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], -1)
-
 
 def _linear(din: int, dout: int, cfg: ViTConfig, rngs: nnx.Rngs, use_bias: bool = True) -> Linear:
-  return Linear(din, dout, use_bias=use_bias, dtype=cfg.dtype, kernel_init=_TRUNC_NORMAL, rngs=rngs)
+  return Linear(din, dout, use_bias=use_bias, dtype=cfg.dtype, kernel_init=TRUNC_NORMAL, rngs=rngs)
 
 
 def _layer_norm(cfg: ViTConfig, rngs: nnx.Rngs) -> nnx.LayerNorm:
   return nnx.LayerNorm(cfg.dim, epsilon=1e-6, dtype=cfg.dtype, rngs=rngs)
-
-
-class DropPath(nnx.Module):
-  """Stochastic depth: drops the whole residual branch per example."""
-
-  def __init__(self, rate: float):
-    self.rate = rate
-
-  def __call__(self, x, *, train: bool, rngs: nnx.Rngs | None):  # x: [B, ...]
-    if not train or self.rate == 0.0:
-      return x
-    keep = 1.0 - self.rate
-    mask = jax.random.bernoulli(rngs.dropout(), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
-    return jnp.where(mask, x / keep, 0).astype(x.dtype)
-
-
-class LayerScale(nnx.Module):
-  """Learnable per-channel γ on a residual branch (CaiT)."""
-
-  def __init__(self, dim: int, init: float):
-    self.gamma = nnx.Param(jnp.full((dim,), init, jnp.float32))
-
-  def __call__(self, x):
-    return x * self.gamma[...].astype(x.dtype)
-
-
-def _dropout(x, rate: float, *, train: bool, rngs: nnx.Rngs | None):
-  if not train or rate == 0.0:
-    return x
-  keep = 1.0 - rate
-  mask = jax.random.bernoulli(rngs.dropout(), keep, x.shape)
-  return jnp.where(mask, x / keep, 0).astype(x.dtype)
 
 
 class Attention(nnx.Module):
@@ -179,7 +105,7 @@ class Attention(nnx.Module):
     if return_weights or (train and self.attention_dropout > 0):
       logits = jnp.einsum('bqhd,bkhd->bhqk', q, k) / jnp.sqrt(q.shape[-1]).astype(q.dtype)
       weights = jax.nn.softmax(logits.astype(jnp.float32), axis=-1).astype(x.dtype)  # [B, H, N, N]
-      dropped = _dropout(weights, self.attention_dropout, train=train, rngs=rngs)
+      dropped = dropout(weights, self.attention_dropout, train=train, rngs=rngs)
       out = jnp.einsum('bhqk,bkhd->bqhd', dropped, v)
     else:
       out = jax.nn.dot_product_attention(q, k, v)  # [B, N, H, Dh]; fused kernel where available.
@@ -195,8 +121,8 @@ class Mlp(nnx.Module):
 
   def __call__(self, x, *, train: bool, rngs):
     x = jax.nn.gelu(self.fc1(x), approximate=False)
-    x = _dropout(x, self.dropout, train=train, rngs=rngs)
-    return _dropout(self.fc2(x), self.dropout, train=train, rngs=rngs)
+    x = dropout(x, self.dropout, train=train, rngs=rngs)
+    return dropout(self.fc2(x), self.dropout, train=train, rngs=rngs)
 
 
 class Block(nnx.Module):
@@ -214,7 +140,7 @@ class Block(nnx.Module):
 
   def __call__(self, x, *, train: bool, rngs, return_weights: bool = False):  # x: [B, N, D]
     y, weights = self.attn(self.norm1(x), train=train, rngs=rngs, return_weights=return_weights)
-    y = _dropout(y, self.dropout, train=train, rngs=rngs)
+    y = dropout(y, self.dropout, train=train, rngs=rngs)
     x = x + self.drop_path(self.ls1(y) if self.ls1 else y, train=train, rngs=rngs)
     y = self.mlp(self.norm2(x), train=train, rngs=rngs)
     x = x + self.drop_path(self.ls2(y) if self.ls2 else y, train=train, rngs=rngs)
@@ -226,15 +152,13 @@ class ViT(nnx.Module):
 
   def __init__(self, cfg: ViTConfig, *, rngs: nnx.Rngs):
     self.cfg = cfg
-    self.patch_embed = nnx.Conv(
-        3, cfg.dim, (cfg.patch_size, cfg.patch_size), strides=cfg.patch_size, padding='VALID',
-        dtype=cfg.dtype, kernel_init=nnx.initializers.lecun_normal(), rngs=rngs)
+    self.stem = STEMS[cfg.stem](cfg, rngs)
     self.num_prefix_tokens = 0 if cfg.pool == 'mean' else 1 + int(cfg.distillation_token)
     tokens_init = nnx.initializers.normal(stddev=1e-6)
     self.cls_token = nnx.Param(tokens_init(rngs.params(), (1, 1, cfg.dim))) if cfg.pool == 'cls' else None
     self.dist_token = nnx.Param(tokens_init(rngs.params(), (1, 1, cfg.dim))) if cfg.distillation_token else None
     self.pos_embed = nnx.Param(
-        _TRUNC_NORMAL(rngs.params(), (1, self.num_prefix_tokens + cfg.num_patches, cfg.dim)))
+        TRUNC_NORMAL(rngs.params(), (1, self.num_prefix_tokens + cfg.num_patches, cfg.dim)))
     rates = [cfg.drop_path * i / max(cfg.depth - 1, 1) for i in range(cfg.depth)]
     self.blocks = nnx.List([Block(cfg, rate, rngs) for rate in rates])
     self.norm = _layer_norm(cfg, rngs)
@@ -244,14 +168,14 @@ class ViT(nnx.Module):
   def embed(self, images, *, train: bool = False, rngs=None):
     """Images [B, H, W, 3] (normalised floats) -> tokens [B, P + N, D]. Images
     of another size than cfg.image_size get a resized position embedding."""
-    x = self.patch_embed(images.astype(self.cfg.dtype))  # [B, H/p, W/p, D]
+    x = self.stem(images.astype(self.cfg.dtype), train=train)  # [B, H/p, W/p, D]
     b, h, w, _ = x.shape
     x = x.reshape(b, h * w, self.cfg.dim)  # [B, N, D]
     prefix = [t[...] for t in (self.cls_token, self.dist_token) if t is not None]
     if prefix:
       x = jnp.concatenate([jnp.broadcast_to(t, (b, 1, self.cfg.dim)).astype(x.dtype) for t in prefix] + [x], 1)
     x = x + self.position_embedding(h, w).astype(x.dtype)
-    return _dropout(x, self.cfg.dropout, train=train, rngs=rngs)
+    return dropout(x, self.cfg.dropout, train=train, rngs=rngs)
 
   def position_embedding(self, h: int, w: int):
     """The position embedding [1, P + h * w, D] for an h x w patch grid:
