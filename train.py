@@ -77,8 +77,9 @@ def _parse_flags(argv):
     argv = FLAGS(argv)
     FLAGS.config.get('seed')  # A config file that failed to load raises here, not later.
     return argv
-  except flags.Error as e:
-    fail(str(e).splitlines()[0], 2)
+  except flags.Error as e:  # A config file's own error is the last line of the traceback absl puts in it.
+    lines = [line for line in str(e).splitlines() if line.strip()]
+    fail(f'cannot load the config file: {lines[-1]}' if 'Traceback' in str(e) else lines[0], 2)
   except (AttributeError, KeyError, TypeError, ValueError) as e:
     message = str(e).strip('\'"').replace('\\n', ' ').replace("\\'", "'")
     fail(f'bad config override ({message}); see the fields of the config file.', 2)

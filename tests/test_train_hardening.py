@@ -87,6 +87,7 @@ CASES = [
     (['--no_such_flag'], 'Unknown command line flag'),
     (['extra'], 'unexpected arguments: extra'),
     (['--config=configs/none.py'], "cannot load the config file: "),
+    (['--config=configs/writeup_b.py:huge'], 'configs/writeup_b.py:huge: choose one of plain, conv, hybrid'),
     (['--workdir=README.md'], "--workdir 'README.md' cannot be used"),
 ]
 
