@@ -34,6 +34,8 @@ def get_config() -> ml_collections.ConfigDict:
   config.loss = 'softmax_xent'  # vit_jax.losses.LOSSES
   # Distillation from a trained teacher (vit_jax.distill): '' trains without one.
   config.distill = dict(teacher_workdir='', kind='hard', temperature=1.0, alpha=0.5)
+  # Fine-tuning: weights to start from (vit_jax.convert.load_file: timm .safetensors/.pth, Google ViT .npz).
+  config.init = dict(weights='')
 
   config.aug = dict(
       crop_padding=4,

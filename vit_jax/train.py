@@ -32,7 +32,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from vit_jax import data as data_lib
-from vit_jax import augment, budget, distill, losses, models, optim, report, steps
+from vit_jax import augment, budget, convert, distill, losses, models, optim, report, steps
 from vit_jax.checkpoint import Checkpoints, saved_steps
 from vit_jax.files import atomic_write
 from vit_jax.interrupts import Interrupted, StopRequest
@@ -56,6 +56,16 @@ def build_model(config, num_classes: int, seed: int = 0) -> nnx.Module:
   except (TypeError, ValueError) as e:
     raise ConfigError(f'config.model: {e}') from None
   return models.build(model_cfg, seed=seed)
+
+
+def load_initial_weights(model: nnx.Module, path: str) -> None:
+  """Pretrained weights into `model` (vit_jax.convert.load_file: timm or
+  Google ViT files; the grid resampled, a new head for another class count)."""
+  try:
+    notes = convert.load_file(model, path)
+  except (FileNotFoundError, ValueError) as e:
+    raise ConfigError(f'config.init.weights: {e}') from None
+  print(f'Initial weights from {path}' + ''.join(f'; {note}' for note in notes) + '.')
 
 
 def _objective(config, num_classes: int, mesh) -> tuple[Callable, tuple]:
@@ -146,6 +156,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                                     decay_type=config.schedule.decay_type, min_lr=config.schedule.get('min_lr', 0.0))
   tx = optim.create(config.optim)
   model = build_model(config, num_classes, config.seed)
+  if config.get('init', {}).get('weights'):  # Fine-tuning: a resumed run's checkpoint replaces these below.
+    load_initial_weights(model, config.init.weights)
   graphdef, state = steps.init_state(model, tx, num_train=num_train, seed=config.seed,
                                      use_ema=bool(config.optim.get('ema_decay')), mesh=mesh)
   del model
