@@ -69,9 +69,15 @@ def test_the_losses_are_deits_and_hintons():
                              rtol=1e-5)
 
 
-def test_a_student_learns_from_a_teacher_trained_by_train_py(tmp_path):
-  teacher_dir = tmp_path / 'teacher'
-  train.train_and_evaluate(tiny_config(model=TINY_RESNET, total_epochs=1), str(teacher_dir))
+@pytest.fixture(scope='module')
+def teacher_dir(tmp_path_factory):
+  """A tiny ResNet trained by train.py for one epoch."""
+  workdir = tmp_path_factory.mktemp('teacher')
+  train.train_and_evaluate(tiny_config(model=TINY_RESNET, total_epochs=1), str(workdir))
+  return workdir
+
+
+def test_a_student_learns_from_a_teacher_trained_by_train_py(tmp_path, teacher_dir):
   config = tiny_config(total_epochs=1, **{'model.distillation_token': True, 'model.pool': 'cls'})
   config.distill = dict(teacher_workdir=str(teacher_dir), kind='soft', temperature=4.0, alpha=0.5)
   result = train.train_and_evaluate(config, str(tmp_path / 'student'))
@@ -79,12 +85,15 @@ def test_a_student_learns_from_a_teacher_trained_by_train_py(tmp_path):
   assert json.loads((tmp_path / 'student' / 'config.json').read_text())['distill']['teacher_workdir'] == str(teacher_dir)
 
 
-def test_a_missing_or_unfit_teacher_is_one_clear_error(tmp_path):
-  with pytest.raises(ConfigError, match='no training run there; train the teacher first'):
-    distill.load_teacher(str(tmp_path), num_classes=10, image_size=32, mean=(0, 0, 0), std=(1, 1, 1))
-  (tmp_path / 'config.json').write_text(json.dumps({'model': TINY_RESNET, 'data': {'mean': [0, 0, 0],
-                                                                                    'std': [1, 1, 1]}}))
+def test_a_missing_or_unfit_teacher_is_one_clear_error(tmp_path, teacher_dir):
+  mean, std = tiny_config().data.mean, tiny_config().data.std
+  with pytest.raises(ConfigError, match='no finished training run there .* train the teacher first'):
+    distill.load_teacher(str(tmp_path), num_classes=10, mean=mean, std=std)
   with pytest.raises(ConfigError, match='another data.mean/std'):
-    distill.load_teacher(str(tmp_path), num_classes=10, image_size=32, mean=(0.5, 0.5, 0.5), std=(1, 1, 1))
-  with pytest.raises(ConfigError, match='no checkpoint'):
-    distill.load_teacher(str(tmp_path), num_classes=10, image_size=32, mean=(0, 0, 0), std=(1, 1, 1))
+    distill.load_teacher(str(teacher_dir), num_classes=10, mean=(0.5, 0.5, 0.5), std=std)
+  with pytest.raises(ConfigError, match='the teacher predicts 10 classes, the student 100'):
+    distill.load_teacher(str(teacher_dir), num_classes=100, mean=mean, std=std)
+  (tmp_path / 'config.json').write_text('{"model": {"name": "resnet18", "depth": 3}, "data": {"image_size": 32}}')
+  (tmp_path / 'report.json').write_text('{"per_class_accuracy": {"a": 1.0}}')
+  with pytest.raises(ConfigError, match='not a usable run'):
+    distill.load_teacher(str(tmp_path), num_classes=10, mean=mean, std=std)

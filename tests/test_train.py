@@ -48,7 +48,7 @@ def test_run_writes_metrics_checkpoints_report_and_pictures(trained):
   assert cm.shape == (10, 10) and cm.sum() == 300 and cm.trace() / 300 == pytest.approx(saved['test_accuracy'])
   assert set(saved['per_class_accuracy']) == {'airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog',
                                               'horse', 'ship', 'truck'}
-  for picture in ('curves.png', 'confusion_matrix.png', 'predictions.png'):
+  for picture in ('curves.png', 'confusion_matrix.png', 'predictions.png', 'attention.png'):
     with Image.open(workdir / picture) as img:
       assert img.format == 'PNG' and img.size[0] > 300
   assert not list(workdir.glob('.*.tmp'))

@@ -138,3 +138,20 @@ def restore_best_params(workdir: str, params_like: Any):
   if step is None:
     raise FileNotFoundError(f'no sound checkpoint in {directory}; train again with: python train.py --workdir {workdir}')
   return params
+
+
+def model_of_run(workdir: str):
+  """(model with the best variables of the finished run in `workdir`, its
+  config as a dict); FileNotFoundError naming what is missing."""
+  from flax import nnx
+
+  from vit_jax import models
+  with open(os.path.join(workdir, 'config.json')) as f:
+    config = json.load(f)
+  with open(os.path.join(workdir, 'report.json')) as f:  # Written at the end of a run: its class count.
+    num_classes = len(json.load(f)['per_class_accuracy'])
+  fields = dict(config['model'])
+  model = models.create_model(fields.pop('name'), image_size=config['data']['image_size'], num_classes=num_classes,
+                              **fields)
+  nnx.update(model, restore_best_params(workdir, nnx.state(model)))
+  return model, config

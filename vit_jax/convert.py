@@ -15,7 +15,6 @@ at its initialisation (a new head, for fine-tuning); the returned notes say so.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import sys
@@ -216,18 +215,10 @@ def main(argv: list[str]) -> int:
     return 2
   from absl import logging
 
-  from vit_jax import models
-  from vit_jax.checkpoint import restore_best_params
+  from vit_jax.checkpoint import model_of_run
   logging.set_verbosity(logging.ERROR)
   try:
-    with open(os.path.join(argv[0], 'config.json')) as f:
-      config = json.load(f)
-    with open(os.path.join(argv[0], 'report.json')) as f:  # Written at the end of a run: its class count.
-      num_classes = len(json.load(f)['per_class_accuracy'])
-    fields = dict(config['model'])
-    model = models.create_model(fields.pop('name'), image_size=config['data']['image_size'], num_classes=num_classes,
-                                **fields)
-    nnx.update(model, restore_best_params(argv[0], nnx.state(model)))
+    model, _ = model_of_run(argv[0])
     export_timm(model, argv[1])
   except FileNotFoundError as e:
     print(f'error: {argv[0]} holds no finished run ({e.filename or e} is missing); train it to the end first.',

@@ -1,7 +1,7 @@
 """Knowledge distillation from a frozen teacher (DeiT, Touvron et al. 2021;
 Hinton et al. 2015), chosen with `config.distill`:
 
-    teacher = distill.load_teacher('workdirs/resnet18', num_classes=10, image_size=32, mean=..., std=...)
+    teacher = distill.load_teacher('workdirs/resnet18', num_classes=10, mean=..., std=...)
     objective = distill.objective(teacher.graphdef, losses.softmax_xent, kind='hard', temperature=1.0, alpha=0.5)
     loss, logits = objective(student, inputs, targets, rngs, teacher.variables)
 
@@ -17,8 +17,6 @@ without one learns both through its one head.
 
 from __future__ import annotations
 
-import json
-import os
 from typing import Any, NamedTuple
 
 import jax
@@ -26,8 +24,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from vit_jax import models
-from vit_jax.checkpoint import restore_best_params
+from vit_jax.checkpoint import model_of_run
 from vit_jax.validate import ConfigError
 
 KINDS = ('hard', 'soft')
@@ -39,33 +36,25 @@ class Teacher(NamedTuple):
   name: str
 
 
-def load_teacher(workdir: str, *, num_classes: int, image_size: int, mean, std) -> Teacher:
+def load_teacher(workdir: str, *, num_classes: int, mean, std) -> Teacher:
   """The model trained by `python train.py --workdir workdir`, with its best
   variables; ConfigError (one line, what to do) where there is none or it
   does not fit the student's data."""
   field = f'config.distill.teacher_workdir={workdir!r}'
   try:
-    with open(os.path.join(workdir, 'config.json')) as f:
-      config = json.load(f)
-    fields = dict(config['model'])
-    cfg = models.model_config(fields.pop('name'), num_classes=num_classes, image_size=image_size, **fields)
-  except FileNotFoundError:
-    raise ConfigError(f'{field}: no training run there; train the teacher first, e.g. python train.py '
-                      f'--config configs/resnet18.py --workdir {workdir}') from None
-  except (OSError, ValueError, KeyError, TypeError) as e:
-    raise ConfigError(f'{field}: its config.json does not describe a model ({e}).') from None
+    teacher, config = model_of_run(workdir)
+  except FileNotFoundError as e:
+    raise ConfigError(f'{field}: no finished training run there ({e.filename or e} is missing); train the teacher '
+                      f'first, e.g. python train.py --config configs/resnet18.py --workdir {workdir}') from None
+  except (ValueError, KeyError, TypeError) as e:  # A config.json or checkpoint that describes no model.
+    raise ConfigError(f'{field}: not a usable run ({str(e).splitlines()[0][:150]}).') from None
+  if teacher.cfg.num_classes != num_classes:
+    raise ConfigError(f'{field}: the teacher predicts {teacher.cfg.num_classes} classes, the student {num_classes}.')
   if [list(config['data'][k]) for k in ('mean', 'std')] != [list(mean), list(std)]:
     raise ConfigError(f'{field}: the teacher was trained with another data.mean/std than the student; '
                       'give the student the same normalisation.')
-  teacher = models.build(cfg)
-  try:
-    variables = restore_best_params(workdir, nnx.state(teacher))
-  except FileNotFoundError as e:
-    raise ConfigError(f'{field}: {e}') from None
-  except (ValueError, KeyError) as e:  # A checkpoint of another shape (e.g. another class count).
-    raise ConfigError(f'{field}: its checkpoint does not fit its config ({str(e).splitlines()[0][:150]}).') from None
-  graphdef, _ = nnx.split(teacher)
-  return Teacher(graphdef, variables, fields.get('name', cfg.__class__.__name__))
+  graphdef, variables = nnx.split(teacher)
+  return Teacher(graphdef, variables, config['model']['name'])
 
 
 def objective(teacher_graphdef, loss, *, kind: str, temperature: float, alpha: float):

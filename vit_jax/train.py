@@ -32,7 +32,7 @@ from flax import nnx
 from tqdm import tqdm
 
 from vit_jax import data as data_lib
-from vit_jax import augment, budget, convert, distill, losses, models, optim, report, steps
+from vit_jax import attention, augment, budget, convert, distill, losses, models, optim, report, steps
 from vit_jax.checkpoint import Checkpoints, saved_steps
 from vit_jax.files import atomic_write
 from vit_jax.interrupts import Interrupted, StopRequest
@@ -75,8 +75,8 @@ def _objective(config, num_classes: int, mesh) -> tuple[Callable, tuple]:
   spec = config.get('distill') or {}
   if not spec.get('teacher_workdir'):
     return losses.objective(loss), ()
-  teacher = distill.load_teacher(spec['teacher_workdir'], num_classes=num_classes, image_size=config.data.image_size,
-                                 mean=config.data.mean, std=config.data.std)
+  teacher = distill.load_teacher(spec['teacher_workdir'], num_classes=num_classes, mean=config.data.mean,
+                                 std=config.data.std)
   objective = distill.objective(teacher.graphdef, loss, kind=spec.get('kind', 'hard'),
                                 temperature=spec.get('temperature', 1.0), alpha=spec.get('alpha', 0.5))
   return objective, (jax.device_put(teacher.variables, steps.replicated(mesh)),)
@@ -357,6 +357,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if is_main:
         result = report.write_report(workdir, labels=test_data.labels, preds=preds, images=test_data.images,
                                      class_names=test_data.class_names, records=records, extra=summary)
+        model = nnx.merge(graphdef, jax.device_get(variables))
+        if isinstance(model, models.ViT):  # Where it looks, for the first test images.
+          sample = test_data.images[:6]
+          maps = attention.attention_maps(model, augment.normalize(sample, config.data.mean, config.data.std))
+          attention.save_attention_grid(os.path.join(workdir, 'attention.png'), sample, maps,
+                                        titles=[test_data.class_names[label] for label in test_data.labels[:6]])
         which = f'step {chosen_step}, the best on validation' if val_data else 'the last step'
         print(f'Test accuracy {result["test_accuracy"]:.4f} (parameters of {which}) after {step} steps and '
               f'{train_seconds:.0f} s of training; report in {os.path.join(workdir, "report.json")}')
