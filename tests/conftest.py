@@ -25,6 +25,15 @@ def config_factory():
   return tiny_config
 
 
+@pytest.fixture(scope='session')
+def finished_run(tmp_path_factory):
+  """The work directory of a finished one-epoch run of the tiny config, for the tools that read runs."""
+  from vit_jax import train
+  workdir = tmp_path_factory.mktemp('finished_run')
+  train.train_and_evaluate(tiny_config(total_epochs=1, **{'aug.randaugment_layers': 0}), str(workdir))
+  return workdir
+
+
 @pytest.fixture
 def http_folder(tmp_path):
   """Serves tmp_path at http://127.0.0.1:PORT/ for the test."""

@@ -6,8 +6,7 @@ import pytest
 from flax import nnx
 from PIL import Image
 
-from tests.tiny_train_config import tiny_config
-from vit_jax import attention, train
+from vit_jax import attention
 from vit_jax.models import ViT, ViTConfig
 
 
@@ -29,9 +28,8 @@ def test_maps_cover_the_patch_grid_and_sum_to_one(pool):
     assert m.shape == (3, 4, 4) and np.allclose(m.sum((1, 2)), 1.0, atol=1e-5) and (m >= 0).all()
 
 
-def test_the_command_draws_any_image_for_a_runs_checkpoint(tmp_path):
-  workdir = tmp_path / 'run'
-  train.train_and_evaluate(tiny_config(total_epochs=1), str(workdir))
+def test_the_command_draws_any_image_for_a_runs_checkpoint(tmp_path, finished_run):
+  workdir = finished_run
   assert (workdir / 'attention.png').exists()  # The report's, for the first test images.
   Image.fromarray(np.random.default_rng(0).integers(0, 255, (300, 200, 3), np.uint8)).save(tmp_path / 'a.jpg')
   Image.new('L', (50, 50)).save(tmp_path / 'gray.png')

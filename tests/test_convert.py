@@ -102,11 +102,9 @@ def test_damaged_or_missing_weights_files_are_one_clear_error(tmp_path, name, co
     convert.load_file(model, str(tmp_path / 'missing.npz'))
 
 
-def test_the_command_exports_a_runs_best_checkpoint_for_timm(tmp_path):
+def test_the_command_exports_a_runs_best_checkpoint_for_timm(tmp_path, finished_run):
   from safetensors.torch import load_file
-  workdir = tmp_path / 'run'
-  train.train_and_evaluate(tiny_config(total_epochs=1), str(workdir))
-  assert convert.main([str(workdir), str(tmp_path / 'best.safetensors')]) == 0
+  assert convert.main([str(finished_run), str(tmp_path / 'best.safetensors')]) == 0
   model = train.build_model(tiny_config(), 10)
   reference = timm_vit.VisionTransformer(**convert.timm_kwargs(model.cfg))
   reference.load_state_dict(load_file(str(tmp_path / 'best.safetensors')))

@@ -30,8 +30,8 @@ def grads(objective, *args):
   graphdef, params = nnx.split(student(), nnx.Param)
   x = jax.random.normal(jax.random.key(0), (6, 32, 32, 3))
   y = jax.nn.one_hot(jnp.arange(6) % 10, 10)
-  loss = lambda p: objective(nnx.merge(graphdef, p), x, y, nnx.Rngs(dropout=0), *args)[0]
-  return jax.grad(loss)(params)
+  loss = lambda p, *args: objective(nnx.merge(graphdef, p), x, y, nnx.Rngs(dropout=0), *args)[0]
+  return jax.jit(jax.grad(loss))(params, *args)
 
 
 @pytest.mark.parametrize('kind', distill.KINDS)

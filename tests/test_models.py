@@ -136,5 +136,5 @@ def test_timm_conversion_rejects_unknown_and_missing_keys():
   model = ViT(ViTConfig(dim=32, depth=1, num_heads=2), rngs=nnx.Rngs(0))
   with pytest.raises(KeyError, match='no counterpart'):
     load_timm_state_dict(model, {'blocks.0.attn.q_norm.weight': np.zeros(16)})
-  with pytest.raises(KeyError, match='no weights for'):
+  with pytest.raises(KeyError, match='have nothing for'):
     load_timm_state_dict(model, {'cls_token': np.zeros((1, 1, 32))})

@@ -12,9 +12,10 @@ from tests.tiny_train_config import tiny_config
 
 
 def test_resnet18_has_the_cifar_shape():
-  model = create_model('resnet18', num_classes=10)
+  model = nnx.eval_shape(lambda: create_model('resnet18', num_classes=10))  # Shapes only: no compute.
   assert sum(x.size for x in jax.tree.leaves(nnx.state(model, nnx.Param))) == 11_173_962  # As kuangliu/pytorch-cifar.
-  features = model.trunk(np.zeros((2, 32, 32, 3), np.float32), train=False)
+  images = jax.ShapeDtypeStruct((2, 32, 32, 3), np.float32)
+  features = nnx.eval_shape(lambda m, x: m.trunk(x, train=False), model, images)
   assert features.shape == (2, 4, 4, 512)
 
 

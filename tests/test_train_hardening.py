@@ -71,7 +71,7 @@ CASES = [
     (['--config.model.stem=swin'], "stem must be one of 'patch', 'conv', 'resnet'"),
     (['--config.distill.kind=medium'], "config.distill.kind='medium'"),
     (['--config.distill.alpha=2.0'], 'config.distill.alpha=2.0: must be a number in [0, 1]'),
-    (['--config.distill.teacher_workdir=/nonexistent'], 'no training run there; train the teacher first'),
+    (['--config.distill.teacher_workdir=/nonexistent'], 'no finished training run there'),
     (['--config.model.patch_size=5'], 'image_size 32 is not a multiple of patch_size 5'),
     (['--config.model.num_heads=3'], 'dim 64 is not divisible by num_heads 3'),
     (['--config.model.depth=0'], 'depth must be a positive integer'),

@@ -55,8 +55,10 @@ _ENC = 'Transformer/encoderblock_{i}'
 GOOGLE = [
     ('cls', 'cls_token', 'same'), ('Transformer/posembed_input/pos_embedding', 'pos_embed', 'same'),
     ('embedding/kernel', 'stem/proj/kernel', 'same'), ('embedding/bias', 'stem/proj/bias', 'same'),
-    (f'{_ENC}/LayerNorm_0/scale', 'blocks/{i}/norm1/scale', 'same'), (f'{_ENC}/LayerNorm_0/bias', 'blocks/{i}/norm1/bias', 'same'),
-    (f'{_ENC}/LayerNorm_2/scale', 'blocks/{i}/norm2/scale', 'same'), (f'{_ENC}/LayerNorm_2/bias', 'blocks/{i}/norm2/bias', 'same'),
+    (f'{_ENC}/LayerNorm_0/scale', 'blocks/{i}/norm1/scale', 'same'),
+    (f'{_ENC}/LayerNorm_0/bias', 'blocks/{i}/norm1/bias', 'same'),
+    (f'{_ENC}/LayerNorm_2/scale', 'blocks/{i}/norm2/scale', 'same'),
+    (f'{_ENC}/LayerNorm_2/bias', 'blocks/{i}/norm2/bias', 'same'),
     (f'{_ENC}/MultiHeadDotProductAttention_1/qkv/kernel', 'blocks/{i}/attn/qkv/kernel', 'same'),
     (f'{_ENC}/MultiHeadDotProductAttention_1/qkv/bias', 'blocks/{i}/attn/qkv/bias', 'same'),
     (f'{_ENC}/MultiHeadDotProductAttention_1/out/kernel', 'blocks/{i}/attn/proj/kernel', 'same'),

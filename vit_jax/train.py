@@ -358,11 +358,12 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
         result = report.write_report(workdir, labels=test_data.labels, preds=preds, images=test_data.images,
                                      class_names=test_data.class_names, records=records, extra=summary)
         model = nnx.merge(graphdef, jax.device_get(variables))
-        if isinstance(model, models.ViT):  # Where it looks, for the first test images.
-          sample = test_data.images[:6]
+        if isinstance(model, models.ViT):  # Where it looks: the first test image of each of 6 classes.
+          first = np.unique(test_data.labels, return_index=True)[1][:6]
+          sample = test_data.images[first]
           maps = attention.attention_maps(model, augment.normalize(sample, config.data.mean, config.data.std))
           attention.save_attention_grid(os.path.join(workdir, 'attention.png'), sample, maps,
-                                        titles=[test_data.class_names[label] for label in test_data.labels[:6]])
+                                        titles=[test_data.class_names[label] for label in test_data.labels[first]])
         which = f'step {chosen_step}, the best on validation' if val_data else 'the last step'
         print(f'Test accuracy {result["test_accuracy"]:.4f} (parameters of {which}) after {step} steps and '
               f'{train_seconds:.0f} s of training; report in {os.path.join(workdir, "report.json")}')
