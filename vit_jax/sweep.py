@@ -66,7 +66,7 @@ def run_point(config: str, point: dict, seed: int, fixed: list[str], workdir: st
                '--config.progress_bar=False', *flags]
     print(f'{os.path.basename(workdir)}: ' + ' '.join(command[2:]), flush=True)
     done = subprocess.run(command, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    if done.returncode in (130, 143):  # Ctrl-C or SIGTERM reached the run too: it kept a checkpoint.
+    if done.returncode in (130, 143) or done.returncode < 0:  # Ctrl-C or SIGTERM reached the run too, or killed.
       raise KeyboardInterrupt
     if done.returncode:
       print(f'  failed ({done.returncode}): {done.stderr.strip().splitlines()[-1:]}', file=sys.stderr)
