@@ -78,3 +78,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.checkpoint_every_epochs = 1
   config.progress_bar = True
   return config
+
+
+def crop_and_flip_only(config: ml_collections.ConfigDict) -> None:
+  """Turns off the DeiT extras (RandAugment, erasing, Mixup/CutMix, label smoothing): crop + flip stay."""
+  for key in ('randaugment_layers', 'random_erasing', 'mixup_alpha', 'cutmix_alpha', 'label_smoothing'):
+    config.aug[key] = 0

@@ -27,8 +27,7 @@ def get_config():
   config.data.image_size = 224
   config.model = dict(name='deit_base', patch_size=16, stem='patch', drop_path=0.0, dropout=0.0, dtype='bfloat16')
   config.init = dict(weights='ViT-B_16.npz')
-  for key in ('randaugment_layers', 'random_erasing', 'mixup_alpha', 'cutmix_alpha', 'label_smoothing'):
-    config.aug[key] = 0
+  deit_ti.crop_and_flip_only(config)
   config.aug.crop_padding = 28  # The CIFAR crop (4 of 32 pixels) at 224.
   config.batch_size = 512
   config.eval_batch_size = 500

@@ -17,8 +17,7 @@ from configs import deit_ti
 def get_config():
   config = deit_ti.get_config()
   config.model = dict(name='resnet18', width=64, dtype='bfloat16')  # vit_jax.models.PRESETS
-  for key in ('randaugment_layers', 'random_erasing', 'mixup_alpha', 'cutmix_alpha', 'label_smoothing'):
-    config.aug[key] = 0
+  deit_ti.crop_and_flip_only(config)
   config.batch_size = 128
   config.eval_batch_size = 1000
   config.total_epochs = 200.0

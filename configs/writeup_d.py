@@ -15,8 +15,7 @@ from configs import deit_ti
 def get_config():
   config = deit_ti.get_config()
   config.model = dict(name='writeup_d', patch_size=4, stem='patch', dtype='bfloat16')
-  for key in ('randaugment_layers', 'random_erasing', 'mixup_alpha', 'cutmix_alpha', 'label_smoothing'):
-    config.aug[key] = 0
+  deit_ti.crop_and_flip_only(config)
   config.batch_size = 256
   config.total_epochs = 200.0
   config.optim.lr = 3e-4

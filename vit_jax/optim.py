@@ -56,23 +56,26 @@ def learning_rate(step, total_steps, *, peak_lr: float, warmup_steps: int, decay
   return jnp.where(step < warmup_steps, warm, _cosine(peak_lr, peak_lr / 25e4, decayed))
 
 
+def _clipped(grad_clip_norm: float | None, *parts) -> optax.GradientTransformation:
+  """`parts` chained, after clipping the global gradient norm to `grad_clip_norm` where it is set."""
+  return optax.chain(*([optax.clip_by_global_norm(grad_clip_norm)] if grad_clip_norm else []), *parts)
+
+
 def adamw(*, weight_decay: float, b1: float = 0.9, b2: float = 0.999,
           grad_clip_norm: float | None = None) -> optax.GradientTransformation:
   """AdamW directions for a learning rate of 1 (the step scales them by
   -learning_rate): optional clipping of the global gradient norm, Adam, and
   decoupled weight decay on `decay_mask` weights only."""
-  parts = [optax.clip_by_global_norm(grad_clip_norm)] if grad_clip_norm else []
-  parts += [optax.scale_by_adam(b1=b1, b2=b2), optax.add_decayed_weights(weight_decay, decay_mask)]
-  return optax.chain(*parts)
+  return _clipped(grad_clip_norm, optax.scale_by_adam(b1=b1, b2=b2),
+                  optax.add_decayed_weights(weight_decay, decay_mask))
 
 
 def sgd(*, weight_decay: float, momentum: float = 0.9, nesterov: bool = True,
         grad_clip_norm: float | None = None) -> optax.GradientTransformation:
   """SGD with (Nesterov) momentum and L2 weight decay on `decay_mask`
   weights, added to the gradient (PyTorch's SGD): the ResNet recipe."""
-  parts = [optax.clip_by_global_norm(grad_clip_norm)] if grad_clip_norm else []
-  parts += [optax.add_decayed_weights(weight_decay, decay_mask), optax.trace(decay=momentum, nesterov=nesterov)]
-  return optax.chain(*parts)
+  return _clipped(grad_clip_norm, optax.add_decayed_weights(weight_decay, decay_mask),
+                  optax.trace(decay=momentum, nesterov=nesterov))
 
 
 def muon(*, weight_decay: float, b1: float = 0.9, b2: float = 0.999, momentum: float = 0.95,
@@ -80,11 +83,9 @@ def muon(*, weight_decay: float, b1: float = 0.9, b2: float = 0.999, momentum: f
   """Muon (Jordan et al. 2024; optax.contrib.muon) on the matrices, Adam on
   the rest. Muon's updates are scaled to AdamW's RMS (consistent_rms=0.2,
   Liu et al. 2025), so AdamW's learning rate and weight decay carry over."""
-  parts = [optax.clip_by_global_norm(grad_clip_norm)] if grad_clip_norm else []
-  parts += [contrib.muon(1.0, beta=momentum, weight_decay=weight_decay, weight_decay_mask=decay_mask,
-                         consistent_rms=0.2, adam_b1=b1, adam_b2=b2),
-            optax.scale(-1.0)]  # optax's muon ends with the descent step (-lr); the train step takes that.
-  return optax.chain(*parts)
+  return _clipped(grad_clip_norm, contrib.muon(1.0, beta=momentum, weight_decay=weight_decay,
+                                               weight_decay_mask=decay_mask, consistent_rms=0.2, adam_b1=b1, adam_b2=b2),
+                  optax.scale(-1.0))  # optax's muon ends with the descent step (-lr); the train step takes that.
 
 
 OPTIMIZERS = {'adamw': adamw, 'sgd': sgd, 'muon': muon}
