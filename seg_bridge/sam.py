@@ -15,6 +15,7 @@ point at loses.
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -106,7 +107,9 @@ class SamMasker(Masker):
                                f'and pass its path.')
     sam = sam_model_registry[model_type](checkpoint=None)
     try:
-      state = torch.load(path, map_location='cpu', weights_only=True)  # Never runs code a pickle may hold.
+      with warnings.catch_warnings():  # torch's notes on an odd pickle: the error below says what matters.
+        warnings.simplefilter('ignore')
+        state = torch.load(path, map_location='cpu', weights_only=True)  # Never runs code a pickle may hold.
     except Exception:  # Empty, truncated, not PyTorch, or a pickle of more than tensors: torch's advice does not apply.
       raise ModelNotFoundError(f'{path!r} is not a SAM {model_type} checkpoint: not a readable PyTorch weights file '
                                f'(empty, truncated, or holding more than tensors); download '

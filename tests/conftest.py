@@ -9,6 +9,7 @@ import pathlib
 import tempfile
 
 os.environ.setdefault('JAX_PLATFORMS', 'cpu')
+os.environ.setdefault('HF_HUB_OFFLINE', '1')  # The tests build their models; nothing is downloaded.
 # One compilation cache for the session: the many train.py subprocesses of the
 # same tiny config compile each program once, not once per process.
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='vit_jax_test_cache_'))

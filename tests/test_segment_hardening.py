@@ -1,4 +1,4 @@
-"""segment.py against hostile input, as a subprocess: every case ends in a few
+"""segment.py against hostile input: every case ends in a few
 lines without a traceback, with the documented exit status, and leaves no
 half-written output; killed at any moment, it leaves each image's results
 complete or absent, and the same command then finishes the rest."""
@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -30,7 +31,7 @@ def photo(path, size=(96, 64), mode='RGB', seed=0):
 
 
 def run(args, timeout=180, **kwargs):
-  env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'PYTHONWARNINGS': 'ignore'}
+  env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
   return subprocess.run([sys.executable, 'segment.py', *args], cwd=ROOT, capture_output=True, text=True,
                         timeout=timeout, env=env, **kwargs)
 
@@ -126,36 +127,54 @@ CASES = [
 ]
 
 
-def check_case(tmp_path, inputs, clipseg_dir, dino_dir, sam2_dir, case):
-  """Runs one case of CASES; returns what went wrong, or None."""
-  name, args, status, phrase = case
+def case_args(tmp_path, inputs, clipseg_dir, dino_dir, sam2_dir, case):
+  """The full argument list of one case of CASES, and its --out."""
+  name, args, _, _ = case
   names = {'INPUTS': str(inputs), 'DINO': dino_dir}
   args = [next((a.replace(k, v) for k, v in names.items() if a.startswith(k)), a) for a in args]
   out = tmp_path / name.replace(' ', '_').replace('/', '_') / 'out'
   base = ['--finder-model', clipseg_dir, '--out', str(out)]
   if '--sam-checkpoint' not in args:
     base += ['--sam2-model', sam2_dir]
-  result = run(base + args)  # Later options win over the defaults in `base`.
-  lines = result.stderr.strip().splitlines()
+  return base + args, out  # Later options win over the defaults in `base`.
+
+
+def problems_of(case, status, stderr, out, inputs):
+  """What went wrong in a case's outcome: a list of phrases, empty if nothing."""
+  name, _, expected_status, phrase = case
+  lines = stderr.strip().splitlines()
   problems = [
-      result.returncode != status and f'exit status {result.returncode}, not {status}',
-      'Traceback' in result.stderr and 'a traceback',
-      'weights_only' in result.stderr and "torch's weights_only advice",
+      status != expected_status and f'exit status {status}, not {expected_status}',
+      'Traceback' in stderr and 'a traceback',
+      'weights_only' in stderr and "torch's weights_only advice",
       not (1 <= len(lines) <= 3 and phrase in lines[-1]) and f'not {phrase!r} in a few lines',
       out.exists() and 'wrote to --out',
       (inputs / 'code_ran').exists() and 'ran the code in a pickle',
   ]
-  problems = [p for p in problems if p]
-  return f'{name}: {", ".join(problems)}; stderr: {lines[-3:]}' if problems else None
+  return [f'{name}: {p}; stderr: {lines[-3:]}' for p in problems if p]
 
 
-def test_bad_input_is_one_line_and_writes_nothing(tmp_path, inputs, clipseg_dir, dino_dir, sam2_dir):
-  """Each case in its own process, three at a time (most of a case is importing torch)."""
-  from concurrent.futures import ThreadPoolExecutor
-  with ThreadPoolExecutor(3) as pool:
-    outcomes = list(pool.map(lambda case: check_case(tmp_path, inputs, clipseg_dir, dino_dir, sam2_dir, case), CASES))
-  failures = [o for o in outcomes if o]
-  assert not failures, '\n'.join(failures)
+@pytest.mark.parametrize('case', CASES, ids=[c[0] for c in CASES])
+def test_bad_input_is_one_line_and_writes_nothing(tmp_path, inputs, clipseg_dir, dino_dir, sam2_dir, case, capsys):
+  """In-process through segment.main, the function the command runs."""
+  import segment
+  args, out = case_args(tmp_path, inputs, clipseg_dir, dino_dir, sam2_dir, case)
+  with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter('default')  # What a user of the command sees.
+    try:
+      status = segment.main(args)
+    except SystemExit as e:  # argparse's usage errors.
+      status = e.code
+  shown = [f'{w.category.__name__}: {w.message}' for w in caught if not issubclass(w.category, DeprecationWarning)]
+  assert not problems_of(case, status, capsys.readouterr().err + '\n'.join(shown), out, inputs)
+
+
+def test_bad_input_is_one_line_from_the_command(tmp_path, inputs, clipseg_dir, dino_dir, sam2_dir):
+  """A usage error and a weights error, as a separate process sees them."""
+  for case in [c for c in CASES if c[0] in ('unknown finder', 'SAM checkpoint holds code')]:
+    args, out = case_args(tmp_path, inputs, clipseg_dir, dino_dir, sam2_dir, case)
+    result = run(args)
+    assert not problems_of(case, result.returncode, result.stderr, out, inputs)
 
 
 def test_images_the_models_cannot_take_fail_alone(tmp_path, clipseg_dir, dino_dir, sam2_dir):
@@ -235,7 +254,7 @@ def test_an_interrupted_replacement_is_put_back(tmp_path):
 
 
 def start(args):
-  env = {**os.environ, 'HF_HUB_OFFLINE': '1', 'PYTHONWARNINGS': 'ignore'}
+  env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
   return subprocess.Popen([sys.executable, 'segment.py', *args], cwd=ROOT, env=env, stdout=subprocess.PIPE,
                           stderr=subprocess.PIPE, text=True)
 

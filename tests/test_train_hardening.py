@@ -22,6 +22,7 @@ from flax import nnx
 
 from conftest import ROOT, tiny_config
 from vit_jax import checkpoint, train
+from vit_jax.data import DataError
 
 CONFIG = 'tests/tiny_train_config.py'
 
@@ -34,56 +35,74 @@ def run(workdir, *args, timeout=300):
   return subprocess.run(command(workdir, *args), cwd=ROOT, capture_output=True, text=True, timeout=timeout)
 
 
-# (flags, a phrase of the one-line message)
-CASES = [
-    (['--config.batch_size=0'], 'config.batch_size=0: must be a positive integer'),
-    (['--config.batch_size=-100'], 'config.batch_size=-100: must be a positive integer'),
+# Config values, checked in-process by the entry train.py calls (its CLI turns
+# ConfigError and DataError into one line, exit 2, as the CLI cases below show):
+# (overrides, a phrase of the message)
+CONFIG_CASES = [
+    ({'batch_size': 0}, 'config.batch_size=0: must be a positive integer'),
+    ({'batch_size': -100}, 'config.batch_size=-100: must be a positive integer'),
+    ({'eval_batch_size': 0}, 'config.eval_batch_size=0'),
+    ({'optim.lr': -0.001}, 'config.optim.lr=-0.001: must be a positive number'),
+    ({'optim.lr': float('nan')}, 'config.optim.lr=nan'),
+    ({'optim.lr': float('inf')}, 'config.optim.lr=inf'),
+    ({'optim.weight_decay': -1.0}, 'config.optim.weight_decay'),
+    ({'optim.b2': 1.0}, 'config.optim.b2=1.0: must be a number in [0, 1)'),
+    ({'optim.ema_decay': 1.5}, 'config.optim.ema_decay'),
+    ({'total_epochs': -2.0}, 'config.total_epochs=-2'),
+    ({'total_epochs': 0.0}, 'give exactly one of config.total_epochs, config.total_steps and config.total_seconds'),
+    ({'total_steps': 5}, 'give exactly one of'),
+    ({'total_seconds': 60.0}, '(got total_epochs and total_seconds)'),
+    ({'total_epochs': 0.0, 'total_seconds': -5.0}, 'config.total_seconds=-5.0: must be a number >= 0'),
+    ({'data.val_size': -1}, 'config.data.val_size=-1: must be an integer >= 0'),
+    ({'data.val_size': 1000}, 'config.data.val_size=1000 holds out all 1000 training images'),
+    ({'total_epochs': 0.01}, 'the run would have 0 steps'),
+    ({'schedule.warmup_epochs': 5.0}, 'the warmup (45 steps) is longer than the run (18 steps)'),
+    ({'schedule.decay_type': 'linear'}, "config.schedule.decay_type='linear': must be 'cosine' or 'onecycle'"),
+    ({'log_every_steps': 0}, 'config.log_every_steps=0'),
+    ({'eval_every_epochs': 0}, 'config.eval_every_epochs=0'),
+    ({'checkpoint_every_epochs': -1}, 'config.checkpoint_every_epochs=-1'),
+    ({'data.image_size': 0}, 'config.data.image_size=0'),
+    ({'data.std': (0.2, 0.0, 0.2)}, 'config.data.std'),
+    ({'aug.label_smoothing': 1.0}, 'config.aug.label_smoothing=1.0'),
+    ({'aug.randaugment_magnitude': 50.0}, 'must be a number in [0, 10]'),
+    ({'aug.crop_padding': -4}, 'config.aug.crop_padding=-4'),
+    ({'model.name': 'vit_huge'}, "unknown model 'vit_huge'"),
+    ({'loss': 'hinge'}, "config.loss='hinge'"),
+    ({'optim.name': 'lion'}, "config.optim.name='lion'"),
+    ({'model.stem': 'swin'}, "stem must be one of 'patch', 'conv', 'resnet'"),
+    ({'distill.kind': 'medium'}, "config.distill.kind='medium'"),
+    ({'distill.alpha': 2.0}, 'config.distill.alpha=2.0: must be a number in [0, 1]'),
+    ({'distill.teacher_workdir': '/nonexistent'}, 'no finished training run there'),
+    ({'model.patch_size': 5}, 'image_size 32 is not a multiple of patch_size 5'),
+    ({'model.num_heads': 3}, 'dim 64 is not divisible by num_heads 3'),
+    ({'model.depth': 0}, 'depth must be a positive integer'),
+    ({'model.dropout': 1.5}, 'dropout must be in [0, 1)'),
+    ({'model.dtype': 'float8'}, "dtype must be 'float32', 'bfloat16' or 'float16'"),
+    ({'batch_size': 5000}, 'is larger than the 900 training images left after holding out config.data.val_size=100.'),
+    ({'data.source': 'folder:/nowhere'}, "image folder '/nowhere' does not exist"),
+    ({'data.source': 'folder:train.py'}, "cannot read archive 'train.py'"),
+    ({'data.source': 'imagenet'}, "unknown data source 'imagenet'"),
+]
+
+
+@pytest.mark.parametrize('overrides, phrase', CONFIG_CASES, ids=[str(c[0]) for c in CONFIG_CASES])
+def test_bad_config_values_are_one_line_before_any_work(tmp_path, overrides, phrase):
+  with pytest.raises((train.ConfigError, DataError)) as raised:
+    train.train_and_evaluate(tiny_config(**overrides), str(tmp_path / 'run'))
+  message = str(raised.value)
+  assert phrase in message and '\n' not in message, message
+  assert not (tmp_path / 'run' / 'checkpoints').exists()
+
+
+# The command line itself: (flags, a phrase of the one-line message)
+CLI_CASES = [
+    (['--config.batch_size=0'], 'config.batch_size=0: must be a positive integer'),  # A ConfigError,
+    (['--config.data.source=folder:/nowhere'], "image folder '/nowhere' does not exist"),  # a DataError.
     (['--config.batch_size=30'], 'must be a multiple of the'),  # With 4 simulated devices (see XLA_FLAGS below).
-    (['--config.eval_batch_size=0'], 'config.eval_batch_size=0'),
-    (['--config.optim.lr=-0.001'], 'config.optim.lr=-0.001: must be a positive number'),
-    (['--config.optim.lr=nan'], 'config.optim.lr=nan'),
-    (['--config.optim.lr=inf'], 'config.optim.lr=inf'),
-    (['--config.optim.weight_decay=-1'], 'config.optim.weight_decay'),
-    (['--config.optim.b2=1.0'], 'config.optim.b2=1.0: must be a number in [0, 1)'),
-    (['--config.optim.ema_decay=1.5'], 'config.optim.ema_decay'),
-    (['--config.total_epochs=-2'], 'config.total_epochs=-2'),
-    (['--config.total_epochs=0'], 'give exactly one of config.total_epochs, config.total_steps and config.total_seconds'),
-    (['--config.total_steps=5'], 'give exactly one of'),
-    (['--config.total_seconds=60'], '(got total_epochs and total_seconds)'),
-    (['--config.total_epochs=0', '--config.total_seconds=-5'], 'config.total_seconds=-5.0: must be a number >= 0'),
-    (['--config.data.val_size=-1'], 'config.data.val_size=-1: must be an integer >= 0'),
-    (['--config.data.val_size=1000'], 'config.data.val_size=1000 holds out all 1000 training images'),
     (['--config.test_time_flip=maybe'], 'test_time_flip'),
-    (['--config.total_epochs=0.01'], 'the run would have 0 steps'),
-    (['--config.schedule.warmup_epochs=5'], 'the warmup (45 steps) is longer than the run (18 steps)'),
-    (['--config.schedule.decay_type=linear'], "config.schedule.decay_type='linear': must be 'cosine' or 'onecycle'"),
-    (['--config.log_every_steps=0'], 'config.log_every_steps=0'),
-    (['--config.eval_every_epochs=0'], 'config.eval_every_epochs=0'),
-    (['--config.checkpoint_every_epochs=-1'], 'config.checkpoint_every_epochs=-1'),
-    (['--config.data.image_size=0'], 'config.data.image_size=0'),
-    (['--config.data.std=(0.2,0.0,0.2)'], 'config.data.std'),
-    (['--config.aug.label_smoothing=1.0'], 'config.aug.label_smoothing=1.0'),
-    (['--config.aug.randaugment_magnitude=50'], 'must be a number in [0, 10]'),
-    (['--config.aug.crop_padding=-4'], 'config.aug.crop_padding=-4'),
-    (['--config.model.name=vit_huge'], "unknown model 'vit_huge'"),
-    (['--config.loss=hinge'], "config.loss='hinge'"),
-    (['--config.optim.name=lion'], "config.optim.name='lion'"),
-    (['--config.model.stem=swin'], "stem must be one of 'patch', 'conv', 'resnet'"),
-    (['--config.distill.kind=medium'], "config.distill.kind='medium'"),
-    (['--config.distill.alpha=2.0'], 'config.distill.alpha=2.0: must be a number in [0, 1]'),
-    (['--config.distill.teacher_workdir=/nonexistent'], 'no finished training run there'),
-    (['--config.model.patch_size=5'], 'image_size 32 is not a multiple of patch_size 5'),
-    (['--config.model.num_heads=3'], 'dim 64 is not divisible by num_heads 3'),
-    (['--config.model.depth=0'], 'depth must be a positive integer'),
-    (['--config.model.dropout=1.5'], 'dropout must be in [0, 1)'),
-    (['--config.model.dtype=float8'], "dtype must be 'float32', 'bfloat16' or 'float16'"),
     (['--config.model.depht=3'], 'Did you mean "depth"'),
     (['--config.optim.lrr=1'], 'Did you mean "lr"'),
     (['--config.batch_size=many'], "invalid literal for int() with base 10: 'many'"),
-    (['--config.batch_size=5000'], 'is larger than the 900 training images left after holding out config.data.val_size=100.'),
-    (['--config.data.source=folder:/nowhere'], "image folder '/nowhere' does not exist"),
-    (['--config.data.source=folder:train.py'], "cannot read archive 'train.py'"),
-    (['--config.data.source=imagenet'], "unknown data source 'imagenet'"),
     (['--no_such_flag'], 'Unknown command line flag'),
     (['extra'], 'unexpected arguments: extra'),
     (['--config=configs/none.py'], "cannot load the config file: "),
@@ -107,9 +126,9 @@ def check_case(tmp_path, k, args, phrase):
   return f'{args}: {", ".join(problems)}; stderr: {lines[-3:]}' if problems else None
 
 
-def test_bad_flags_and_config_values_are_one_line_before_any_work(tmp_path):
+def test_bad_flags_are_one_line_before_any_work(tmp_path):
   with ThreadPoolExecutor(3) as pool:
-    outcomes = list(pool.map(lambda case: check_case(tmp_path, case[0], *case[1]), enumerate(CASES)))
+    outcomes = list(pool.map(lambda case: check_case(tmp_path, case[0], *case[1]), enumerate(CLI_CASES)))
   failures = [o for o in outcomes if o]
   assert not failures, '\n'.join(failures)
 
