@@ -30,6 +30,7 @@ import os
 import sys
 import urllib.parse
 
+from seg_bridge.finders import FINDERS
 from vit_jax.interrupts import StopRequest
 
 STOP = StopRequest()  # Ctrl-C and SIGTERM: finished images are kept, never a traceback.
@@ -101,7 +102,7 @@ def parse_args(argv=None):
   parser.add_argument('--out', default='segment_out', help='Output folder (default: segment_out).')
   parser.add_argument('--redo', action='store_true',
                       help='Segment again the images an earlier run already did with the same settings.')
-  parser.add_argument('--finder', default='clipseg', choices=('clipseg', 'grounding-dino'),
+  parser.add_argument('--finder', default='clipseg', choices=tuple(FINDERS),
                       help='What turns the words into regions: CLIPSeg heatmaps or Grounding DINO boxes.')
   parser.add_argument('--finder-model', default=None,
                       help="The finder's Hugging Face name or local folder (default: its standard checkpoint).")
@@ -123,15 +124,19 @@ def main(argv=None, stop=None) -> int:
   """Runs the command; returns its exit status. `stop` (a StopRequest) gives
   the status of an interrupt: 130 for Ctrl-C, 143 for SIGTERM."""
   args = parse_args(argv)
-  from seg_bridge.pipeline import PromptError, parse_prompts
+  from seg_bridge import build
+  from seg_bridge.types import PromptError, parse_prompts
 
   def error(message: str) -> int:
     print(f'error: {message}', file=sys.stderr)
     return 2
 
-  if args.threshold is not None and args.finder != 'clipseg':
-    return error('--threshold applies to CLIPSeg heatmaps only; use --min-score for box scores.')
+  options = build.Options(finder=args.finder, finder_model=args.finder_model,
+                          masker='sam2' if args.sam2_model else 'sam', masker_model=args.sam2_model or args.sam_checkpoint,
+                          sam_type=args.sam_type, min_score=args.min_score, threshold=args.threshold,
+                          device=args.device)
   try:
+    build.check(options)
     prompts = parse_prompts(args.prompt)
     check_out(args.out)
   except (PromptError, ValueError) as e:
@@ -142,7 +147,7 @@ def main(argv=None, stop=None) -> int:
   if not paths:
     return error('no images found in the given folders.') if not listing_errors else 1
   try:
-    segmenter, settings = load_segmenter(args, prompts)
+    segmenter, settings = load_segmenter(options, prompts)
   except (PromptError, ValueError, OSError) as e:  # Missing or broken weights, a bad --device, prompts too long.
     return error(str(e))
   from seg_bridge.outputs import OutputError, OutputFolder
@@ -165,26 +170,17 @@ def main(argv=None, stop=None) -> int:
   return 1 if counts['failed'] or listing_errors else 0
 
 
-def load_segmenter(args, prompts):
-  """The finder and masker the options name, with the settings that make a
-  result (for recognising finished images), after checking the prompts fit."""
+def load_segmenter(options, prompts):
+  """The segmenter the options name, after checking the prompts fit it, and
+  the settings that make a result (for recognising finished images)."""
   from transformers.utils import logging as hf_logging
 
-  from seg_bridge.finders import make_finder
-  from seg_bridge.pipeline import TextSegmenter
-  from seg_bridge.sam import SamMasker
-  from seg_bridge.sam2 import Sam2Masker
+  from seg_bridge.build import build
 
   hf_logging.disable_progress_bar()  # One bar, over the images, is enough.
-  options = {k: v for k, v in (('min_score', args.min_score), ('threshold', args.threshold)) if v is not None}
-  finder = make_finder(args.finder, args.finder_model, args.device, **options)
-  finder.check_prompts(prompts)
-  masker = (Sam2Masker.from_pretrained(args.sam2_model, args.device) if args.sam2_model else
-            SamMasker.from_checkpoint(args.sam_checkpoint, args.sam_type, args.device))
-  settings = {'prompts': prompts, 'finder': args.finder, 'finder_model': args.finder_model or finder.default_model,
-              **options, 'masker': (f'SAM 2 {args.sam2_model}' if args.sam2_model else
-                                    f'SAM {args.sam_type} {os.path.realpath(args.sam_checkpoint)}')}
-  return TextSegmenter(finder, masker), settings
+  segmenter, settings = build(options)
+  segmenter.check_prompts(prompts)
+  return segmenter, {'prompts': prompts, **settings}
 
 
 def segment_all(segmenter, settings, prompts, paths, out, counts: collections.Counter, *, redo: bool) -> None:

@@ -94,8 +94,8 @@ def main():
   from transformers.utils import logging as hf_logging
   sys.path.insert(0, ROOT)
   from seg_bridge.finders import make_finder
+  from seg_bridge.maskers.sam import SamMasker
   from seg_bridge.pipeline import TextSegmenter
-  from seg_bridge.sam import SamMasker
 
   hf_logging.disable_progress_bar()
   torch.manual_seed(0)

@@ -9,8 +9,8 @@ import pytest
 torch = pytest.importorskip('torch')
 transformers = pytest.importorskip('transformers')
 
-from seg_bridge.finders import (ClipSegFinder, GroundingDinoFinder, box_heatmaps, make_finder,  # noqa: E402
-                                phrase_spans)
+from seg_bridge.finders import ClipSegFinder, GroundingDinoFinder, make_finder  # noqa: E402
+from seg_bridge.finders.grounding_dino import box_heatmaps, phrase_spans  # noqa: E402
 from seg_bridge import loading  # noqa: E402
 from seg_bridge.loading import ModelNotFoundError  # noqa: E402
 

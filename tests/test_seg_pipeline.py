@@ -5,10 +5,11 @@ import pytest
 
 pytest.importorskip('segment_anything')
 
-from seg_bridge.finders import Found  # noqa: E402
-from seg_bridge.pipeline import TextSegmenter, parse_prompts  # noqa: E402
-from seg_bridge.prompts import Region, heatmap_to_regions  # noqa: E402
-from seg_bridge.sam import SamMasker, mask_boxes  # noqa: E402
+from seg_bridge.finders.heatmap_regions import heatmap_to_regions  # noqa: E402
+from seg_bridge.maskers.candidates import mask_boxes  # noqa: E402
+from seg_bridge.maskers.sam import SamMasker  # noqa: E402
+from seg_bridge.pipeline import TextSegmenter  # noqa: E402
+from seg_bridge.types import Found, Region, parse_prompts  # noqa: E402
 from test_seg_prompts import blob  # noqa: E402
 from seg_tiny import tiny_sam  # noqa: E402
 
@@ -40,13 +41,13 @@ class CountingMasker(SamMasker):
     super().__init__(sam, device='cpu')
     self.encodes, self.batches = 0, []
 
-  def set_image(self, image):
+  def embed(self, image):
     self.encodes += 1
-    super().set_image(image)
+    return super().embed(image)
 
-  def predict_candidates(self, boxes, points=None):
+  def predict_candidates(self, embedding, boxes, points=None):
     self.batches.append(len(boxes))
-    return super().predict_candidates(boxes, points)
+    return super().predict_candidates(embedding, boxes, points)
 
 
 @pytest.fixture

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from seg_bridge.prompts import heatmap_to_regions, otsu_threshold
+from seg_bridge.finders.heatmap_regions import heatmap_to_regions, otsu_threshold
 
 
 def blob(shape, center, radius, value):

@@ -10,7 +10,8 @@ segment_anything = pytest.importorskip('segment_anything')
 from segment_anything import SamPredictor  # noqa: E402
 
 from seg_bridge.loading import ModelNotFoundError  # noqa: E402
-from seg_bridge.sam import SamMasker, box_iou, mask_boxes, mask_iou, select_masks  # noqa: E402
+from seg_bridge.maskers.candidates import box_iou, mask_boxes, mask_iou, select_masks  # noqa: E402
+from seg_bridge.maskers.sam import SamMasker  # noqa: E402
 from seg_tiny import tiny_sam  # noqa: E402
 
 
@@ -22,10 +23,10 @@ def image():
 def test_batched_prompts_give_the_masks_of_samppredictor_one_by_one(image):
   sam = tiny_sam()
   masker = SamMasker(sam, device='cpu')
-  masker.set_image(image)
+  embedding = masker.embed(image)
   boxes = np.array([[10, 20, 80, 100], [90, 5, 150, 60], [0, 0, 160, 120]], np.float32)
   points = np.array([[40, 60], [120, 30], [80, 60]], np.float32)
-  candidates, predicted_iou = masker.predict_candidates(boxes, points)
+  candidates, predicted_iou = masker.predict_candidates(embedding, boxes, points)
   assert candidates.shape == (3, 3, 120, 160) and candidates.dtype == bool
 
   reference = SamPredictor(sam)
@@ -70,20 +71,30 @@ def test_mask_boxes_and_box_iou():
 
 def test_no_regions_give_no_masks_and_bad_images_are_rejected(image):
   masker = SamMasker(tiny_sam(), device='cpu')
-  masker.set_image(image)
-  masks, scores = masker.predict(np.zeros((0, 4)))
+  masks, scores = masker.predict(masker.embed(image), np.zeros((0, 4)))
   assert masks.shape == (0, 120, 160) and scores.shape == (0,)
   with pytest.raises(ValueError, match='RGB uint8'):
-    masker.set_image(image.astype(np.float32))
+    masker.embed(image.astype(np.float32))
+
+
+def test_one_masker_serves_several_images_at_once(image):
+  """The embedding is a value: predictions for two images interleave freely."""
+  masker = SamMasker(tiny_sam(), device='cpu')
+  other = np.ascontiguousarray(image[::-1, ::-1])
+  boxes = np.array([[10, 20, 80, 100]], np.float32)
+  alone = [masker.predict(masker.embed(x), boxes)[0] for x in (image, other)]
+  first, second = masker.embed(image), masker.embed(other)
+  np.testing.assert_array_equal(masker.predict(second, boxes)[0], alone[1])
+  np.testing.assert_array_equal(masker.predict(first, boxes)[0], alone[0])
 
 
 def test_missing_or_wrong_checkpoint_is_one_sentence(tmp_path):
   with pytest.raises(ModelNotFoundError, match='not found; download https://'):
-    SamMasker.from_checkpoint(str(tmp_path / 'sam_vit_b.pth'), 'vit_b')
+    SamMasker.load(str(tmp_path / 'sam_vit_b.pth'), model_type='vit_b')
   wrong = tmp_path / 'tiny.pth'
   torch.save(tiny_sam().state_dict(), wrong)
   with pytest.raises(ModelNotFoundError, match='is not a SAM vit_b checkpoint'):
-    SamMasker.from_checkpoint(str(wrong), 'vit_b')
+    SamMasker.load(str(wrong), model_type='vit_b')
 
 
 @pytest.mark.slow  # Builds and runs a full-size ViT-B SAM on the CPU (about 20 s).
@@ -91,8 +102,7 @@ def test_official_checkpoint_layout_loads_through_the_real_path(tmp_path, image)
   from segment_anything import sam_model_registry
   path = tmp_path / 'sam_vit_b_random.pth'
   torch.save(sam_model_registry['vit_b'](checkpoint=None).state_dict(), path)  # Real ViT-B shapes, random weights.
-  masker = SamMasker.from_checkpoint(str(path), 'vit_b', device='cpu')
+  masker = SamMasker.load(str(path), 'cpu', model_type='vit_b')
   assert masker.device == 'cpu'
-  masker.set_image(image)
-  masks, scores = masker.predict(np.array([[10, 20, 80, 100]], np.float32), np.array([[40, 60]], np.float32))
+  masks, scores = masker.predict(masker.embed(image), np.array([[10, 20, 80, 100]], np.float32), np.array([[40, 60]], np.float32))
   assert masks.shape == (1, 120, 160) and np.isfinite(scores).all()

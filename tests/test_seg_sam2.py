@@ -9,13 +9,13 @@ transformers = pytest.importorskip('transformers')
 
 from seg_bridge import loading  # noqa: E402
 from seg_bridge.loading import ModelNotFoundError  # noqa: E402
-from seg_bridge.sam2 import Sam2Masker  # noqa: E402
+from seg_bridge.maskers.sam2 import Sam2Masker  # noqa: E402
 from seg_tiny import save_tiny_sam2  # noqa: E402
 
 
 @pytest.fixture(scope='module')
 def masker(tmp_path_factory):
-  return Sam2Masker.from_pretrained(save_tiny_sam2(tmp_path_factory.mktemp('sam2')), device='cpu')
+  return Sam2Masker.load(save_tiny_sam2(tmp_path_factory.mktemp('sam2')), device='cpu')
 
 
 @pytest.fixture(scope='module')
@@ -24,10 +24,10 @@ def image():
 
 
 def test_batched_prompts_give_the_masks_of_the_model_one_by_one(masker, image):
-  masker.set_image(image)
+  embedding = masker.embed(image)
   boxes = np.array([[10, 20, 80, 100], [90, 5, 150, 60], [0, 0, 160, 120]], np.float32)
   points = np.array([[40, 60], [120, 30], [80, 60]], np.float32)
-  candidates, predicted_iou = masker.predict_candidates(boxes, points)
+  candidates, predicted_iou = masker.predict_candidates(embedding, boxes, points)
   assert candidates.shape == (3, 3, 120, 160) and candidates.dtype == bool
   assert predicted_iou.shape == (3, 3)
   for k in range(3):  # The model's own forward from pixels, one region at a time.
@@ -42,23 +42,20 @@ def test_batched_prompts_give_the_masks_of_the_model_one_by_one(masker, image):
 
 
 def test_boxes_alone_and_selection(masker, image):
-  masker.set_image(image)
+  embedding = masker.embed(image)
   boxes = np.array([[10, 20, 80, 100], [90, 5, 150, 60]], np.float32)
-  masks, scores = masker.predict(boxes)
+  masks, scores = masker.predict(embedding, boxes)
   assert masks.shape == (2, 120, 160) and masks.dtype == bool and scores.shape == (2,)
-  empty, no_scores = masker.predict(np.zeros((0, 4), np.float32))
+  empty, no_scores = masker.predict(embedding, np.zeros((0, 4), np.float32))
   assert empty.shape == (0, 120, 160) and no_scores.shape == (0,)
 
 
-def test_predicting_before_set_image_and_bad_images_are_clear_errors(tmp_path):
-  fresh = Sam2Masker.from_pretrained(save_tiny_sam2(tmp_path / 'sam2'), device='cpu')
-  with pytest.raises(RuntimeError, match='call set_image'):
-    fresh.predict(np.array([[0, 0, 10, 10]], np.float32))
+def test_bad_images_are_clear_errors(masker):
   with pytest.raises(ValueError, match='RGB uint8'):
-    fresh.set_image(np.zeros((10, 10, 4), np.uint8))
+    masker.embed(np.zeros((10, 10, 4), np.uint8))
 
 
 def test_missing_model_is_one_sentence(tmp_path, monkeypatch):
   monkeypatch.setattr(loading, 'hub_reachable', lambda: False)  # As on a machine without network.
   with pytest.raises(ModelNotFoundError, match='SAM 2 model .* is neither a local folder nor in the Hugging Face'):
-    Sam2Masker.from_pretrained('no-such-org/no-sam2', device='cpu')
+    Sam2Masker.load('no-such-org/no-sam2', device='cpu')

@@ -14,14 +14,14 @@ pytest.importorskip('pycocotools')
 
 import segment  # noqa: E402
 from conftest import ROOT  # noqa: E402
-from seg_bridge.sam import SamMasker  # noqa: E402
+from seg_bridge.maskers.sam import SamMasker  # noqa: E402
 from seg_tiny import save_tiny_sam2, tiny_sam  # noqa: E402
 
 
 @pytest.fixture
 def tiny_sam_checkpoints(monkeypatch):
   """SAM checkpoints load as the tiny SAM (the real loader is tested in test_seg_sam)."""
-  monkeypatch.setattr(SamMasker, 'from_checkpoint', classmethod(lambda cls, path, kind, device: cls(tiny_sam(), 'cpu')))
+  monkeypatch.setattr(SamMasker, 'load', classmethod(lambda cls, path, device, model_type: cls(tiny_sam(), 'cpu')))
 
 
 def photo(path, size=(96, 64), mode='RGB'):

@@ -15,21 +15,9 @@ object. Here:
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
-from scipy import ndimage
 
-
-@dataclasses.dataclass(frozen=True)
-class Region:
-  """One instance a finder found, in pixel coordinates of the image. Boxes
-  come from every finder; points and masks from heatmap finders only."""
-
-  box: np.ndarray  # float32 [4], xyxy, pixel edges (x1, y1 exclusive like SAM's boxes)
-  score: float  # the finder's confidence: peak probability inside the region, or the box's score
-  point: np.ndarray | None = None  # float32 [2], xy of the pixel centre deepest inside the mask
-  mask: np.ndarray | None = None  # bool [H, W], the region's pixels
+from seg_bridge.types import Region
 
 
 def otsu_threshold(values: np.ndarray, bins: int = 256) -> float:
@@ -53,6 +41,7 @@ def heatmap_to_regions(probs: np.ndarray, *, threshold: float | None = None, min
   min_peak: a region whose highest probability is below this is not a match.
   min_area_fraction: regions smaller than this fraction of the image are noise.
   """
+  from scipy import ndimage  # On use: a second's import for the command line's --help.
   probs = np.asarray(probs, np.float32)
   if probs.ndim != 2:
     raise ValueError(f'heatmap must be [H, W], got shape {probs.shape}.')

@@ -1,0 +1,57 @@
+"""One builder from options to a segmenter, for segment.py, the benchmarks,
+the video command and the demo alike.
+
+    segmenter, settings = build(Options(finder='grounding-dino', masker='sam2'))
+    segmenter.segment(image, 'dog, ball')
+
+`settings` is what makes a result (finder, masker, their weights, the
+thresholds): a run's outputs record it, so that a rerun recognises what an
+earlier run with the same settings already did.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+
+from seg_bridge.finders import FINDERS, make_finder
+from seg_bridge.maskers import MASKERS, make_masker
+from seg_bridge.pipeline import TextSegmenter
+
+
+@dataclasses.dataclass(frozen=True)
+class Options:
+  finder: str = 'clipseg'  # A name of FINDERS.
+  finder_model: str | None = None  # HF name or folder; None: the finder's standard checkpoint.
+  masker: str = 'sam'  # A name of MASKERS.
+  masker_model: str | None = None  # SAM: a .pth file; SAM 2: HF name or folder.
+  sam_type: str = 'vit_b'  # SAM only: vit_b, vit_l or vit_h.
+  min_score: float | None = None  # The finder's confidence a match needs (None: the finder's default).
+  threshold: float | None = None  # CLIPSeg only: a fixed heatmap threshold (None: adaptive).
+  device: str | None = None  # cuda, mps or cpu (None: the best available).
+
+
+def check(options: Options) -> None:
+  """ValueError, before any model loads, for names or combinations that cannot work."""
+  if options.finder not in FINDERS:
+    raise ValueError(f'unknown finder {options.finder!r}; choose one of {", ".join(FINDERS)}.')
+  if options.masker not in MASKERS:
+    raise ValueError(f'unknown masker {options.masker!r}; choose one of {", ".join(MASKERS)}.')
+  if options.threshold is not None and options.finder != 'clipseg':
+    raise ValueError('--threshold applies to CLIPSeg heatmaps only; use --min-score for box scores.')
+
+
+def build(options: Options) -> tuple[TextSegmenter, dict]:
+  """The segmenter the options name (models loaded), and its settings."""
+  check(options)
+  finder_options = {k: v for k, v in (('min_score', options.min_score), ('threshold', options.threshold))
+                    if v is not None}
+  finder = make_finder(options.finder, options.finder_model, options.device, **finder_options)
+  masker_options = {'model_type': options.sam_type} if options.masker == 'sam' else {}
+  masker = make_masker(options.masker, options.masker_model, options.device, **masker_options)
+  masker_model = options.masker_model or masker.default_model
+  settings = {'finder': options.finder, 'finder_model': options.finder_model or finder.default_model,
+              **finder_options,
+              'masker': (f'SAM {options.sam_type} {os.path.realpath(masker_model)}' if options.masker == 'sam'
+                         else f'SAM 2 {masker_model}')}
+  return TextSegmenter(finder, masker), settings
