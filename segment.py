@@ -3,6 +3,7 @@ r"""Text-prompted segmentation of images: CLIPSeg or Grounding DINO finds, SAM o
     python segment.py --prompt "dog" photo.jpg
     python segment.py --prompt "skateboard, cap" --out results/ photos/ more.png
     python segment.py --finder grounding-dino --prompt "cat, remote control" https://example.com/cat.jpg
+    python segment.py --prompt "dog" --shard 2/4 --out results/ photos/   # one of 4 processes or machines
 
 For each image writes a folder --out/NAME/ holding overlay.png, mask_K.png per
 instance and result.json (labels, scores, xyxy boxes, COCO RLE masks); NAME
@@ -25,6 +26,7 @@ for vit_b, sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth for vit_l / vit_h);
 
 import argparse
 import collections
+import hashlib
 import math
 import os
 import sys
@@ -53,6 +55,22 @@ def image_paths(inputs: list[str]) -> tuple[list[str], list[str]]:
     else:
       paths.append(item)
   return list(dict.fromkeys(paths)), errors
+
+
+def shard_spec(text: str) -> tuple[int, int]:
+  """argparse type: 'I/N' -> (I, N), 1 <= I <= N."""
+  index, _, count = text.partition('/')
+  if not (index.isdigit() and count.isdigit() and 1 <= int(index) <= int(count)):
+    raise argparse.ArgumentTypeError(f'{text!r} is not I/N with 1 <= I <= N, e.g. 2/4')
+  return int(index), int(count)
+
+
+def in_shard(path: str, shard: tuple[int, int]) -> bool:
+  """Whether an image belongs to shard (I, N): by a hash of its path as listed,
+  so every run of the same command agrees on any machine, each image is in
+  exactly one shard, and an image added later moves no other."""
+  index, count = shard
+  return int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], 'big') % count == index - 1
 
 
 def source_of(path: str) -> str:
@@ -116,6 +134,11 @@ def parse_args(argv=None):
                            "probability for CLIPSeg (default 0.5), a box's score for Grounding DINO (default 0.35).")
   parser.add_argument('--threshold', type=unit_interval, default=None,
                       help='CLIPSeg only: fixed heatmap threshold in [0, 1] (default: adaptive, per image and prompt).')
+  parser.add_argument('--max-per-prompt', type=int, default=16,
+                      help='At most this many instances per prompt, the most confident (default 16).')
+  parser.add_argument('--shard', type=shard_spec, default=None, metavar='I/N',
+                      help='Segment only the I-th of N disjoint shares of the images (by a hash of each path), '
+                           'so N processes or machines split a large folder; they may share --out.')
   parser.add_argument('--device', default=None, help='cuda, mps or cpu (default: the best available).')
   return parser.parse_intermixed_args(argv)  # Images may come before or after the options.
 
@@ -134,7 +157,7 @@ def main(argv=None, stop=None) -> int:
   options = build.Options(finder=args.finder, finder_model=args.finder_model,
                           masker='sam2' if args.sam2_model else 'sam', masker_model=args.sam2_model or args.sam_checkpoint,
                           sam_type=args.sam_type, min_score=args.min_score, threshold=args.threshold,
-                          device=args.device)
+                          max_per_prompt=args.max_per_prompt, device=args.device)
   try:
     build.check(options)
     prompts = parse_prompts(args.prompt)
@@ -152,20 +175,23 @@ def main(argv=None, stop=None) -> int:
     return error(str(e))
   from seg_bridge.outputs import OutputError, OutputFolder
   try:
-    out = OutputFolder(args.out)
+    out = OutputFolder(args.out, shard='{}-of-{}'.format(*args.shard) if args.shard else '')
   except OutputError as e:
     return error(str(e))
   counts = collections.Counter()  # written, skipped, failed
+  mine = [p for p in paths if in_shard(p, args.shard)] if args.shard else paths
+  if args.shard:
+    print('shard {}/{}: {} of the {} images.'.format(*args.shard, len(mine), len(paths)))
   try:
-    segment_all(segmenter, settings, prompts, paths, out, counts, redo=args.redo)
+    segment_all(segmenter, settings, prompts, paths, mine, out, counts, redo=args.redo)
   except KeyboardInterrupt:
-    print(f'interrupted: {counts["written"] + counts["skipped"]} of {len(paths)} images done in {args.out}; run '
+    print(f'interrupted: {counts["written"] + counts["skipped"]} of {len(mine)} images done in {args.out}; run '
           'the same command again to finish the rest.', file=sys.stderr)
     return stop.exit_status if stop is not None else 130
   finally:
     out.close()
   if counts['skipped']:
-    print(f'{counts["skipped"]} of {len(paths)} images were done by an earlier run with the same settings and kept '
+    print(f'{counts["skipped"]} of {len(mine)} images were done by an earlier run with the same settings and kept '
           '(--redo does them again).')
   return 1 if counts['failed'] or listing_errors else 0
 
@@ -183,18 +209,21 @@ def load_segmenter(options, prompts):
   return segmenter, {'prompts': prompts, **settings}
 
 
-def segment_all(segmenter, settings, prompts, paths, out, counts: collections.Counter, *, redo: bool) -> None:
-  """Segments and writes each image, one line per failure, counting in `counts`
-  the images written, skipped (done before) and failed."""
+def segment_all(segmenter, settings, prompts, paths, mine, out, counts: collections.Counter, *, redo: bool) -> None:
+  """Segments and writes each image of `mine` (some or all of `paths`), one
+  line per failure, counting in `counts` the images written, skipped (done
+  before) and failed. Folder names are assigned over all `paths`, so that
+  shards writing into one --out agree on them."""
   from tqdm import tqdm
 
   from seg_bridge.images import ImageError, load_image
   from seg_bridge.loading import reason
 
   sources = [source_of(p) for p in paths]
-  names = out.assign_names(sources, [stem_of(p) for p in paths])
-  for path, source, name in tqdm(zip(paths, sources, names), total=len(paths), unit='image',
-                                 disable=len(paths) < 2):
+  names = dict(zip(paths, out.assign_names(sources, [stem_of(p) for p in paths])))
+  chosen = set(mine)
+  work = [(p, s, names[p]) for p, s in zip(paths, sources) if p in chosen]
+  for path, source, name in tqdm(work, unit='image', disable=len(work) < 2):
     if not redo and out.is_done(name, source, settings):
       counts['skipped'] += 1
       continue

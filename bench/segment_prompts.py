@@ -22,6 +22,7 @@ single time, as JSON with command, commit, host and date.
 """
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -93,19 +94,19 @@ def main():
   from segment_anything import sam_model_registry
   from transformers.utils import logging as hf_logging
   sys.path.insert(0, ROOT)
-  from seg_bridge.finders import make_finder
-  from seg_bridge.maskers.sam import SamMasker
-  from seg_bridge.pipeline import TextSegmenter
+  from seg_bridge.build import Options, build
 
   hf_logging.disable_progress_bar()
   torch.manual_seed(0)
   with tempfile.TemporaryDirectory() as folder:
+    sam_path = os.path.join(folder, 'sam_vit_b_random.pth')
+    torch.save(sam_model_registry['vit_b'](checkpoint=None).state_dict(), sam_path)
     if args.finder == 'clipseg':
       options = save_random_clipseg(folder)
     else:
       options = save_random_grounding_dino(folder, args.max_per_prompt)
-    finder = make_finder(args.finder, folder, 'cpu', **options)
-  segmenter = TextSegmenter(finder, SamMasker(sam_model_registry['vit_b'](checkpoint=None), 'cpu'))
+    segmenter, _ = build(Options(finder=args.finder, finder_model=folder, masker='sam', masker_model=sam_path,
+                                 device='cpu', **options))
   width, height = map(int, args.size.split('x'))
   image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
 

@@ -28,6 +28,7 @@ class Options:
   sam_type: str = 'vit_b'  # SAM only: vit_b, vit_l or vit_h.
   min_score: float | None = None  # The finder's confidence a match needs (None: the finder's default).
   threshold: float | None = None  # CLIPSeg only: a fixed heatmap threshold (None: adaptive).
+  max_per_prompt: int = 16  # At most this many instances per prompt, the most confident.
   device: str | None = None  # cuda, mps or cpu (None: the best available).
 
 
@@ -37,6 +38,8 @@ def check(options: Options) -> None:
     raise ValueError(f'unknown finder {options.finder!r}; choose one of {", ".join(FINDERS)}.')
   if options.masker not in MASKERS:
     raise ValueError(f'unknown masker {options.masker!r}; choose one of {", ".join(MASKERS)}.')
+  if not (isinstance(options.max_per_prompt, int) and options.max_per_prompt >= 1):
+    raise ValueError(f'--max-per-prompt {options.max_per_prompt!r}: give a whole number >= 1.')
   if options.threshold is not None and options.finder != 'clipseg':
     raise ValueError('--threshold applies to CLIPSeg heatmaps only; use --min-score for box scores.')
 
@@ -46,6 +49,8 @@ def build(options: Options) -> tuple[TextSegmenter, dict]:
   check(options)
   finder_options = {k: v for k, v in (('min_score', options.min_score), ('threshold', options.threshold))
                     if v is not None}
+  if options.max_per_prompt != Options.max_per_prompt:  # Only where set: earlier runs' settings stay valid.
+    finder_options['max_per_prompt'] = options.max_per_prompt
   finder = make_finder(options.finder, options.finder_model, options.device, **finder_options)
   masker_options = {'model_type': options.sam_type} if options.masker == 'sam' else {}
   masker = make_masker(options.masker, options.masker_model, options.device, **masker_options)

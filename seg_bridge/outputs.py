@@ -9,8 +9,10 @@ An image's files are written into OUT/.partial/ and the folder is moved into
 place in one rename, so a reader, or a run killed at any moment, sees the
 whole set or none of it. NAME is the image's file stem, made unique; a folder
 holding another image's results (or anything this program did not write) is
-never touched. One process at a time writes to OUT (a lock file); opening OUT
-finishes or removes what a killed run left in OUT/.partial/.
+never touched. One process at a time writes to OUT (a lock file), or several
+with disjoint shards of the images (segment.py --shard I/N: each holds OUT's
+lock shared and its shard's own lock, and stages in OUT/.partial-I-of-N/);
+opening OUT finishes or removes what a killed run left there.
 """
 
 from __future__ import annotations
@@ -70,37 +72,62 @@ def safe_stem(stem: str) -> str:
   return name or 'image'
 
 
-class OutputFolder:
-  """The --out folder: a lock while open, a folder per image."""
+def _lock(path: str, exclusive: bool, busy: str):
+  """An open file holding an advisory lock on `path`; OutputError(busy) where another process holds it."""
+  handle = open(path, 'a')
+  try:
+    import fcntl
+    fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+  except ImportError:  # Windows: no advisory locks; one run at a time is then the user's care.
+    pass
+  except OSError:
+    handle.close()
+    raise OutputError(busy) from None
+  return handle
 
-  def __init__(self, root: str):
-    self.root = root
-    self.partial = os.path.join(root, '.partial')
+
+class OutputFolder:
+  """The --out folder: a lock while open, a folder per image.
+
+  shard: '' for a run over all images; 'I-of-N' for one of several runs
+  that write disjoint images into the same folder at the same time.
+  """
+
+  def __init__(self, root: str, shard: str = ''):
+    self.root, self.shard = root, shard
+    self.partial = os.path.join(root, f'.partial-{shard}' if shard else '.partial')
+    busy = f'another segment.py is writing to {root!r}; wait for it to finish or choose another --out.'
+    self._locks = []
     try:
       os.makedirs(root, exist_ok=True)
-      self._lock = open(os.path.join(root, '.lock'), 'a')
+      self._locks.append(_lock(os.path.join(root, '.lock'), not shard, busy))
+      if shard:
+        self._locks.append(_lock(os.path.join(root, f'.lock-{shard}'), True,
+                                 f'another segment.py is writing shard {shard} to {root!r}.'))
     except OSError as e:
+      for handle in self._locks:
+        handle.close()
+      if isinstance(e, OutputError):
+        raise
       raise OutputError(f'cannot write to --out {root!r} ({e.strerror or e}); give a folder you can write to.') from None
-    try:
-      import fcntl
-      fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except ImportError:  # Windows: no advisory locks; one run at a time is then the user's care.
-      pass
-    except OSError:
-      self._lock.close()
-      raise OutputError(f'another segment.py is writing to {root!r}; wait for it to finish or choose another --out.') from None
     self.recover()
 
   def close(self) -> None:
     self.recover()
-    self._lock.close()
+    for handle in self._locks:
+      handle.close()
 
   def recover(self) -> None:
-    """Puts back results a killed run had moved aside, and drops its unfinished ones."""
-    old = os.path.join(self.partial, 'old')
-    for name in os.listdir(old) if os.path.isdir(old) else []:
-      restore_dir(os.path.join(old, name), os.path.join(self.root, name))
-    shutil.rmtree(self.partial, ignore_errors=True)
+    """Puts back results a killed run had moved aside, and drops its unfinished
+    ones: a shard's own, or, for a run over all images (no shard runs then),
+    every shard's."""
+    partials = [self.partial] if self.shard else [
+        os.path.join(self.root, n) for n in os.listdir(self.root) if n == '.partial' or n.startswith('.partial-')]
+    for partial in partials:
+      old = os.path.join(partial, 'old')
+      for name in os.listdir(old) if os.path.isdir(old) else []:
+        restore_dir(os.path.join(old, name), os.path.join(self.root, name))
+      shutil.rmtree(partial, ignore_errors=True)
 
   def _record(self, name: str) -> dict | None:
     try:

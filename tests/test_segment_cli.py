@@ -148,3 +148,38 @@ def test_an_out_folder_without_write_permission_is_refused_before_anything(tmp_p
   status = segment.main(['--prompt', 'dog', photo(tmp_path / 'a.png'), '--out', str(tmp_path / 'out')])
   assert status == 2 and capsys.readouterr().err.startswith(f"error: --out '{tmp_path / 'out'}': no permission to write")
   assert not (tmp_path / 'out').exists()
+
+
+def test_shards_split_a_folder_with_no_overlap_and_no_loss(tmp_path, clipseg_dir, tiny_sam_checkpoints, capsys):
+  paths = [f'photos/img{k}.jpg' for k in range(200)]
+  shards = [[p for p in paths if segment.in_shard(p, (i, 4))] for i in range(1, 5)]
+  assert sorted(sum(shards, [])) == sorted(paths) and all(25 <= len(s) <= 75 for s in shards)
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  for k in range(7):
+    photo(folder / f'img{k}.png')
+  photo(folder / 'IMG1.jpg')  # Its folder name depends on the others': the shards must agree.
+  out = tmp_path / 'out'
+  counts = []
+  for i in (3, 1, 2):  # Into one --out, in any order.
+    assert segment.main(['--prompt', 'dog', str(folder), '--shard', f'{i}/3', *everything(clipseg_dir, out)]) == 0
+    counts.append(int(capsys.readouterr().out.split(': ')[1].split(' of')[0]))
+  def names(out):
+    return {json.loads((out / n / 'result.json').read_text())['source']: n
+            for n in sorted(p.name for p in out.iterdir() if not p.name.startswith('.'))}
+  assert sum(counts) == 8 and sorted(names(out)) == sorted(str(p) for p in folder.iterdir())
+  assert segment.main(['--prompt', 'dog', str(folder), *everything(clipseg_dir, tmp_path / 'all')]) == 0
+  assert names(out) == names(tmp_path / 'all')  # Each image's folder named as one run over all names it.
+
+
+def test_shards_write_into_one_out_together_but_a_full_run_waits(tmp_path):
+  from seg_bridge.outputs import OutputError, OutputFolder
+  root = str(tmp_path / 'out')
+  first, second = OutputFolder(root, '1-of-2'), OutputFolder(root, '2-of-2')
+  with pytest.raises(OutputError, match='writing shard 1-of-2'):
+    OutputFolder(root, '1-of-2')
+  with pytest.raises(OutputError, match='another segment.py is writing'):
+    OutputFolder(root)
+  first.close()
+  second.close()
+  OutputFolder(root).close()

@@ -21,17 +21,18 @@ class ClipSegFinder:
 
   threshold: fixed heatmap threshold, or None for an adaptive one per heatmap.
   min_score: a prompt matches only where its heatmap reaches this probability.
+  max_per_prompt: at most this many regions per prompt, the most confident.
   """
 
   default_model = 'CIDAS/clipseg-rd64-refined'
 
   def __init__(self, model: str = default_model, device: str | None = None, *, threshold: float | None = None,
-               min_score: float = 0.5):
+               min_score: float = 0.5, max_per_prompt: int = 16):
     from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
     self.device = pick_device(device)
     self.processor = load_pretrained(CLIPSegProcessor, model, 'CLIPSeg processor')
     self.model = load_pretrained(CLIPSegForImageSegmentation, model, 'CLIPSeg model').to(self.device).eval()
-    self.threshold, self.min_score = threshold, min_score
+    self.threshold, self.min_score, self.max_per_prompt = threshold, min_score, max_per_prompt
 
   def check_prompts(self, prompts: list[str]) -> None:
     """PromptError where a prompt is longer than CLIP's text window."""
@@ -68,5 +69,6 @@ class ClipSegFinder:
 
   def find(self, image: np.ndarray, prompts: list[str]) -> Found:
     heatmaps = self.heatmaps(image, prompts)
-    return Found(heatmaps, [heatmap_to_regions(h, threshold=self.threshold, min_peak=self.min_score)
+    return Found(heatmaps, [heatmap_to_regions(h, threshold=self.threshold, min_peak=self.min_score,
+                                                       max_regions=self.max_per_prompt)
                             for h in heatmaps])
