@@ -1,9 +1,11 @@
-r"""Text-prompted segmentation of images: CLIPSeg or Grounding DINO finds, SAM or SAM 2 outlines.
+r"""Text-prompted segmentation of images: CLIPSeg or Grounding DINO finds, SAM or SAM 2
+outlines; or SAM 3 does both.
 
     python segment.py --prompt "dog" photo.jpg
     python segment.py --prompt "skateboard, cap" --out results/ photos/ more.png
     python segment.py --finder grounding-dino --prompt "cat, remote control" https://example.com/cat.jpg
     python segment.py --prompt "dog" --shard 2/4 --out results/ photos/   # one of 4 processes or machines
+    python segment.py --finder sam3 --prompt "dog, ball" photos/          # every instance of each phrase
 
 For each image writes a folder --out/NAME/ holding overlay.png, mask_K.png per
 instance and result.json (labels, scores, xyxy boxes, COCO RLE masks); NAME
@@ -21,7 +23,10 @@ default CIDAS/clipseg-rd64-refined or IDEA-Research/grounding-dino-tiny) or a
 folder saved with save_pretrained; --sam-checkpoint is an official SAM .pth
 file (https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth
 for vit_b, sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth for vit_l / vit_h);
---sam2-model is a Hugging Face name or folder, like --finder-model.
+--sam2-model is a Hugging Face name or folder, like --finder-model. SAM 3
+(--finder sam3, default facebook/sam3) is gated on the Hub: accept its
+license there, then log in (hf auth login) and run once online, or save a
+copy with save_pretrained and pass its folder.
 """
 
 import argparse
@@ -32,7 +37,7 @@ import os
 import sys
 import urllib.parse
 
-from seg_bridge.finders import FINDERS
+from seg_bridge.build import FINDER_CHOICES
 from vit_jax.interrupts import StopRequest
 
 STOP = StopRequest()  # Ctrl-C and SIGTERM: finished images are kept, never a traceback.
@@ -120,11 +125,12 @@ def parse_args(argv=None):
   parser.add_argument('--out', default='segment_out', help='Output folder (default: segment_out).')
   parser.add_argument('--redo', action='store_true',
                       help='Segment again the images an earlier run already did with the same settings.')
-  parser.add_argument('--finder', default='clipseg', choices=tuple(FINDERS),
-                      help='What turns the words into regions: CLIPSeg heatmaps or Grounding DINO boxes.')
+  parser.add_argument('--finder', default='clipseg', choices=FINDER_CHOICES,
+                      help='What turns the words into regions: CLIPSeg heatmaps or Grounding DINO boxes; or sam3, '
+                           'which finds every instance and outlines it itself (no SAM options then).')
   parser.add_argument('--finder-model', default=None,
                       help="The finder's Hugging Face name or local folder (default: its standard checkpoint).")
-  parser.add_argument('--sam-checkpoint', default='sam_vit_b_01ec64.pth', help='SAM .pth checkpoint file.')
+  parser.add_argument('--sam-checkpoint', default=None, help='SAM .pth checkpoint file (default: sam_vit_b_01ec64.pth).')
   parser.add_argument('--sam-type', default='vit_b', choices=('vit_b', 'vit_l', 'vit_h'))
   parser.add_argument('--sam2-model', default=None,
                       help='Use SAM 2 instead: a Hugging Face name (e.g. facebook/sam2.1-hiera-large) or a local '

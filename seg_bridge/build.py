@@ -3,6 +3,7 @@ the video command and the demo alike.
 
     segmenter, settings = build(Options(finder='grounding-dino', masker='sam2'))
     segmenter.segment(image, 'dog, ball')
+    segmenter, settings = build(Options(finder='sam3'))   # finds and outlines itself
 
 `settings` is what makes a result (finder, masker, their weights, the
 thresholds): a run's outputs record it, so that a rerun recognises what an
@@ -17,14 +18,18 @@ import os
 from seg_bridge.finders import FINDERS, make_finder
 from seg_bridge.maskers import MASKERS, make_masker
 from seg_bridge.pipeline import TextSegmenter
+from seg_bridge.types import Segmenter
+from seg_bridge.segmenters import SEGMENTERS
+
+FINDER_CHOICES = (*FINDERS, *SEGMENTERS)  # What --finder accepts.
 
 
 @dataclasses.dataclass(frozen=True)
 class Options:
-  finder: str = 'clipseg'  # A name of FINDERS.
+  finder: str = 'clipseg'  # A name of FINDERS, or of SEGMENTERS (which need no masker).
   finder_model: str | None = None  # HF name or folder; None: the finder's standard checkpoint.
   masker: str = 'sam'  # A name of MASKERS.
-  masker_model: str | None = None  # SAM: a .pth file; SAM 2: HF name or folder.
+  masker_model: str | None = None  # SAM: a .pth file; SAM 2: HF name or folder; None: the standard one.
   sam_type: str = 'vit_b'  # SAM only: vit_b, vit_l or vit_h.
   min_score: float | None = None  # The finder's confidence a match needs (None: the finder's default).
   threshold: float | None = None  # CLIPSeg only: a fixed heatmap threshold (None: adaptive).
@@ -34,8 +39,10 @@ class Options:
 
 def check(options: Options) -> None:
   """ValueError, before any model loads, for names or combinations that cannot work."""
-  if options.finder not in FINDERS:
-    raise ValueError(f'unknown finder {options.finder!r}; choose one of {", ".join(FINDERS)}.')
+  if options.finder not in FINDER_CHOICES:
+    raise ValueError(f'unknown finder {options.finder!r}; choose one of {", ".join(FINDER_CHOICES)}.')
+  if options.finder in SEGMENTERS and (options.masker != Options.masker or options.masker_model is not None):
+    raise ValueError(f'--finder {options.finder} outlines the objects itself; leave out the SAM options.')
   if options.masker not in MASKERS:
     raise ValueError(f'unknown masker {options.masker!r}; choose one of {", ".join(MASKERS)}.')
   if not (isinstance(options.max_per_prompt, int) and options.max_per_prompt >= 1):
@@ -44,13 +51,18 @@ def check(options: Options) -> None:
     raise ValueError('--threshold applies to CLIPSeg heatmaps only; use --min-score for box scores.')
 
 
-def build(options: Options) -> tuple[TextSegmenter, dict]:
+def build(options: Options) -> tuple[Segmenter, dict]:
   """The segmenter the options name (models loaded), and its settings."""
   check(options)
   finder_options = {k: v for k, v in (('min_score', options.min_score), ('threshold', options.threshold))
                     if v is not None}
   if options.max_per_prompt != Options.max_per_prompt:  # Only where set: earlier runs' settings stay valid.
     finder_options['max_per_prompt'] = options.max_per_prompt
+  if options.finder in SEGMENTERS:
+    cls = SEGMENTERS[options.finder]
+    segmenter = cls.load(options.finder_model or cls.default_model, options.device, **finder_options)
+    return segmenter, {'finder': options.finder, 'finder_model': options.finder_model or cls.default_model,
+                       **finder_options}
   finder = make_finder(options.finder, options.finder_model, options.device, **finder_options)
   masker_options = {'model_type': options.sam_type} if options.masker == 'sam' else {}
   masker = make_masker(options.masker, options.masker_model, options.device, **masker_options)

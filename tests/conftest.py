@@ -72,3 +72,10 @@ def sam2_dir(tmp_path_factory):
   """A tiny random SAM 2 saved like a Hub copy: lets segment.py run in a subprocess."""
   from seg_tiny import save_tiny_sam2
   return save_tiny_sam2(tmp_path_factory.mktemp('sam2'))
+
+
+@pytest.fixture(scope='session')
+def sam3_dir(tmp_path_factory):
+  """A tiny random SAM 3 saved like a Hub copy."""
+  from seg_tiny import save_tiny_sam3
+  return save_tiny_sam3(tmp_path_factory.mktemp('sam3'))

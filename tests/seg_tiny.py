@@ -93,3 +93,24 @@ def save_tiny_sam2(path):
       mask_decoder_config=dict(hidden_size=32, mlp_dim=64, num_attention_heads=2, iou_head_hidden_dim=32))
   return save_like_the_hub(path, transformers.Sam2Model(config),
                            transformers.Sam2Processor(image_processor=transformers.Sam2ImageProcessor()))
+
+
+def save_tiny_sam3(path):
+  """A tiny random SAM 3 (transformers; the shapes of transformers' own tests) with its processor."""
+  torch.manual_seed(0)
+  tokenizer = tiny_tokenizer()
+  backbone = transformers.Sam3ViTConfig(hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+                                        image_size=224, patch_size=14, window_size=8, global_attn_indexes=[0, 1])
+  small = dict(hidden_size=32, num_attention_heads=4, intermediate_size=64)
+  config = transformers.Sam3Config(
+      vision_config=transformers.Sam3VisionConfig(backbone_config=backbone, fpn_hidden_size=32, scale_factors=[2.0, 1.0]),
+      text_config=dict(vocab_size=len(tokenizer), hidden_size=32, intermediate_size=64, projection_dim=32,
+                       num_hidden_layers=2, num_attention_heads=4, max_position_embeddings=32, bos_token_id=0,
+                       eos_token_id=1, pad_token_id=1),
+      geometry_encoder_config=dict(num_layers=1, mask_fuser_hidden_size=32, mask_fuser_num_layers=1, **small),
+      detr_encoder_config=dict(num_layers=1, **small),
+      detr_decoder_config=dict(num_layers=1, num_queries=5, **small),
+      mask_decoder_config=dict(hidden_size=32, num_upsampling_stages=2))
+  image_processor = transformers.Sam3ImageProcessor(size={'height': 224, 'width': 224})
+  return save_like_the_hub(path, transformers.Sam3Model(config),
+                           transformers.Sam3Processor(image_processor=image_processor, tokenizer=tokenizer))

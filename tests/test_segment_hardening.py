@@ -57,9 +57,10 @@ class Code:
 
 
 @pytest.fixture(scope='module')
-def inputs(tmp_path_factory, clipseg_dir, dino_dir, sam2_dir):
+def inputs(tmp_path_factory, clipseg_dir, dino_dir, sam2_dir, sam3_dir):
   """Weights and files, good and bad, shared by the cases."""
   d = tmp_path_factory.mktemp('inputs')
+  (d / 'sam3').symlink_to(sam3_dir)
   photo(d / 'dog.jpg')
   (d / 'a_file').write_text('not a folder')
   (d / 'empty_folder').mkdir()
@@ -110,6 +111,12 @@ CASES = [
     ('--shard 0/4', ['INPUTS/dog.jpg', '--prompt', 'dog', '--shard', '0/4'], 2, "'0/4' is not I/N with 1 <= I <= N"),
     ('--shard 5/4', ['INPUTS/dog.jpg', '--prompt', 'dog', '--shard', '5/4'], 2, "'5/4' is not I/N"),
     ('--shard half', ['INPUTS/dog.jpg', '--prompt', 'dog', '--shard', 'half'], 2, "'half' is not I/N"),
+    ('SAM options with SAM 3', ['INPUTS/dog.jpg', '--prompt', 'dog', '--finder', 'sam3', '--finder-model', 'SAM3',
+                                '--sam2-model', 'INPUTS/none'], 2, 'outlines the objects itself'),
+    ('SAM 3 prompt too long', ['INPUTS/dog.jpg', '--finder', 'sam3', '--finder-model', 'SAM3', '--prompt',
+                               ' '.join(['dog'] * 40)], 2, 'SAM 3 reads at most'),
+    ('--threshold with SAM 3', ['INPUTS/dog.jpg', '--prompt', 'dog', '--finder', 'sam3', '--threshold', '0.3'], 2,
+     '--threshold applies to CLIPSeg'),
     ('unknown finder', ['INPUTS/dog.jpg', '--prompt', 'dog', '--finder', 'owl'], 2, "invalid choice: 'owl'"),
     ('unknown device', ['INPUTS/dog.jpg', '--prompt', 'dog', '--device', 'gpu'], 2, "unknown --device 'gpu'"),
     ('absent device', ['INPUTS/dog.jpg', '--prompt', 'dog', '--device', 'cuda'], 2, "device 'cuda' is not available"),
@@ -136,11 +143,11 @@ CASES = [
 def case_args(tmp_path, inputs, clipseg_dir, dino_dir, sam2_dir, case):
   """The full argument list of one case of CASES, and its --out."""
   name, args, _, _ = case
-  names = {'INPUTS': str(inputs), 'DINO': dino_dir}
+  names = {'INPUTS': str(inputs), 'DINO': dino_dir, 'SAM3': str(inputs / 'sam3')}
   args = [next((a.replace(k, v) for k, v in names.items() if a.startswith(k)), a) for a in args]
   out = tmp_path / name.replace(' ', '_').replace('/', '_') / 'out'
   base = ['--finder-model', clipseg_dir, '--out', str(out)]
-  if '--sam-checkpoint' not in args:
+  if '--sam-checkpoint' not in args and 'sam3' not in args:
     base += ['--sam2-model', sam2_dir]
   return base + args, out  # Later options win over the defaults in `base`.
 
