@@ -32,12 +32,11 @@ copy with save_pretrained and pass its folder.
 import argparse
 import collections
 import hashlib
-import math
 import os
 import sys
 import urllib.parse
 
-from seg_bridge.build import FINDER_CHOICES
+from seg_bridge.cli import OneLineParser, add_segmenter_arguments, check_out, options_from
 from vit_jax.interrupts import StopRequest
 
 STOP = StopRequest()  # Ctrl-C and SIGTERM: finished images are kept, never a traceback.
@@ -87,37 +86,6 @@ def stem_of(path: str) -> str:
   return os.path.splitext(os.path.basename(urllib.parse.urlparse(path).path if '://' in path else path))[0]
 
 
-def unit_interval(text: str) -> float:
-  """argparse type: a number in [0, 1]."""
-  try:
-    value = float(text)
-  except ValueError:
-    raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
-  if not (math.isfinite(value) and 0.0 <= value <= 1.0):
-    raise argparse.ArgumentTypeError(f'{text} is not in [0, 1]')
-  return value
-
-
-def check_out(path: str) -> None:
-  """Fails early, before models load and without writing, where --out cannot
-  be a folder this process can write into."""
-  existing = os.path.abspath(path)
-  while not os.path.exists(existing):
-    existing = os.path.dirname(existing)
-  if not os.path.isdir(existing):
-    where = 'is a file' if existing == os.path.abspath(path) else f'lies under the file {existing!r}'
-    raise ValueError(f'--out {path!r} {where}; give a folder.')
-  if not os.access(existing, os.W_OK | os.X_OK):
-    raise ValueError(f'--out {path!r}: no permission to write in {existing!r}; give a folder you can write to.')
-
-
-class OneLineParser(argparse.ArgumentParser):
-  """argparse whose usage errors are one line (exit status 2), not the whole usage."""
-
-  def error(self, message):
-    self.exit(2, f'error: {message} (see --help).\n')
-
-
 def parse_args(argv=None):
   parser = OneLineParser(description=__doc__.split('\n')[0])
   parser.add_argument('images', nargs='+', help='Image files, folders of images, or http(s) URLs.')
@@ -125,27 +93,10 @@ def parse_args(argv=None):
   parser.add_argument('--out', default='segment_out', help='Output folder (default: segment_out).')
   parser.add_argument('--redo', action='store_true',
                       help='Segment again the images an earlier run already did with the same settings.')
-  parser.add_argument('--finder', default='clipseg', choices=FINDER_CHOICES,
-                      help='What turns the words into regions: CLIPSeg heatmaps or Grounding DINO boxes; or sam3, '
-                           'which finds every instance and outlines it itself (no SAM options then).')
-  parser.add_argument('--finder-model', default=None,
-                      help="The finder's Hugging Face name or local folder (default: its standard checkpoint).")
-  parser.add_argument('--sam-checkpoint', default=None, help='SAM .pth checkpoint file (default: sam_vit_b_01ec64.pth).')
-  parser.add_argument('--sam-type', default='vit_b', choices=('vit_b', 'vit_l', 'vit_h'))
-  parser.add_argument('--sam2-model', default=None,
-                      help='Use SAM 2 instead: a Hugging Face name (e.g. facebook/sam2.1-hiera-large) or a local '
-                           'folder; --sam-checkpoint is then ignored.')
-  parser.add_argument('--min-score', type=unit_interval, default=None,
-                      help="A prompt matches only where the finder's confidence reaches this: the heatmap's "
-                           "probability for CLIPSeg (default 0.5), a box's score for Grounding DINO (default 0.35).")
-  parser.add_argument('--threshold', type=unit_interval, default=None,
-                      help='CLIPSeg only: fixed heatmap threshold in [0, 1] (default: adaptive, per image and prompt).')
-  parser.add_argument('--max-per-prompt', type=int, default=16,
-                      help='At most this many instances per prompt, the most confident (default 16).')
+  add_segmenter_arguments(parser)
   parser.add_argument('--shard', type=shard_spec, default=None, metavar='I/N',
                       help='Segment only the I-th of N disjoint shares of the images (by a hash of each path), '
                            'so N processes or machines split a large folder; they may share --out.')
-  parser.add_argument('--device', default=None, help='cuda, mps or cpu (default: the best available).')
   return parser.parse_intermixed_args(argv)  # Images may come before or after the options.
 
 
@@ -160,10 +111,7 @@ def main(argv=None, stop=None) -> int:
     print(f'error: {message}', file=sys.stderr)
     return 2
 
-  options = build.Options(finder=args.finder, finder_model=args.finder_model,
-                          masker='sam2' if args.sam2_model else 'sam', masker_model=args.sam2_model or args.sam_checkpoint,
-                          sam_type=args.sam_type, min_score=args.min_score, threshold=args.threshold,
-                          max_per_prompt=args.max_per_prompt, device=args.device)
+  options = options_from(args)
   try:
     build.check(options)
     prompts = parse_prompts(args.prompt)

@@ -47,20 +47,23 @@ def _color(k: int) -> tuple[int, int, int]:
   return int(r * 255), int(g * 255), int(b * 255)
 
 
-def overlay(image: np.ndarray, instances) -> Image.Image:
-  """The picture a person wants: masks tinted, boxes and 'label score' drawn."""
+def overlay(image: np.ndarray, instances, ids: list[int] | None = None) -> Image.Image:
+  """The picture a person wants: masks tinted, boxes and 'label score' drawn;
+  with `ids` (video objects), each object's colour follows its ID and its
+  label reads '#ID label score'."""
+  keys = ids if ids is not None else range(len(instances))
   canvas = image.astype(np.float32)
-  for k, inst in enumerate(instances):
-    canvas[inst.mask] = 0.5 * canvas[inst.mask] + 0.5 * np.array(_color(k), np.float32)
+  for key, inst in zip(keys, instances):
+    canvas[inst.mask] = 0.5 * canvas[inst.mask] + 0.5 * np.array(_color(key), np.float32)
   picture = Image.fromarray(canvas.astype(np.uint8))
   draw = ImageDraw.Draw(picture)
   width = max(1, round(max(image.shape[:2]) / 300))
-  for k, inst in enumerate(instances):
+  for key, inst in zip(keys, instances):
     x0, y0, x1, y1 = inst.box.tolist()
-    draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=_color(k), width=width)
-    text = f'{inst.label} {inst.score:.2f}'
+    draw.rectangle([x0, y0, x1 - 1, y1 - 1], outline=_color(key), width=width)
+    text = (f'#{key} ' if ids is not None else '') + f'{inst.label} {inst.score:.2f}'
     left, top, right, bottom = draw.textbbox((x0, y0), text)
-    draw.rectangle([left, top, right + 2, bottom + 2], fill=_color(k))
+    draw.rectangle([left, top, right + 2, bottom + 2], fill=_color(key))
     draw.text((x0 + 1, y0 + 1), text, fill=(0, 0, 0))
   return picture
 
@@ -158,11 +161,23 @@ class OutputFolder:
     record = self._record(name) or {}
     return record.get('source') == source and record.get('settings') == settings
 
-  def write(self, name: str, source: str, settings: dict, image: np.ndarray, result) -> str:
-    """Writes the folder of one image; returns its path."""
+  def begin(self, name: str) -> str:
+    """A fresh, empty staging folder for NAME's files, out of readers' sight."""
     staging = os.path.join(self.partial, 'new', name)
     shutil.rmtree(staging, ignore_errors=True)
     os.makedirs(staging)
+    return staging
+
+  def commit(self, name: str) -> str:
+    """Moves NAME's complete staging folder into place in one rename; returns its path."""
+    os.makedirs(os.path.join(self.partial, 'old'), exist_ok=True)
+    target = os.path.join(self.root, name)
+    replace_dir(os.path.join(self.partial, 'new', name), target, os.path.join(self.partial, 'old', name))
+    return target
+
+  def write(self, name: str, source: str, settings: dict, image: np.ndarray, result) -> str:
+    """Writes the folder of one image; returns its path."""
+    staging = self.begin(name)
     overlay(image, result.instances).save(os.path.join(staging, 'overlay.png'))
     for k, inst in enumerate(result.instances):
       Image.fromarray(inst.mask.astype(np.uint8) * 255).save(os.path.join(staging, f'mask_{k}.png'))
@@ -174,7 +189,4 @@ class OutputFolder:
     }
     with open(os.path.join(staging, RESULT), 'w') as f:
       json.dump(record, f, indent=1)
-    os.makedirs(os.path.join(self.partial, 'old'), exist_ok=True)
-    target = os.path.join(self.root, name)
-    replace_dir(staging, target, os.path.join(self.partial, 'old', name))
-    return target
+    return self.commit(name)

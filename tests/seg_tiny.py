@@ -114,3 +114,22 @@ def save_tiny_sam3(path):
   image_processor = transformers.Sam3ImageProcessor(size={'height': 224, 'width': 224})
   return save_like_the_hub(path, transformers.Sam3Model(config),
                            transformers.Sam3Processor(image_processor=image_processor, tokenizer=tokenizer))
+
+
+def save_tiny_sam2_video(path):
+  """A small random SAM 2 video model (transformers) with its processor, saved like a Hub copy: a tiny
+  image encoder, the real width elsewhere (the memory attention assumes it)."""
+  torch.manual_seed(0)
+  dims = [8, 16, 32, 64]
+  backbone = transformers.Sam2HieraDetConfig(
+      hidden_size=dims[0], blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=dims,
+      num_attention_heads_per_stage=[1, 1, 1, 1], window_size_per_stage=[8, 4, 4, 4], global_attention_blocks=[3])
+  config = transformers.Sam2VideoConfig(
+      vision_config=dict(backbone_config=backbone, backbone_channel_list=dims[::-1],
+                         backbone_feature_sizes=[[64, 64], [32, 32], [16, 16]]),
+      prompt_encoder_config=dict(image_size=256), image_size=256, memory_attention_rope_feat_sizes=[16, 16], memory_attention_num_layers=1,
+      memory_attention_feed_forward_hidden_size=256, memory_fuser_num_layers=1)
+  size = {'height': 256, 'width': 256}
+  processor = transformers.Sam2VideoProcessor(image_processor=transformers.Sam2ImageProcessor(size=size),
+                                              video_processor=transformers.Sam2VideoVideoProcessor(size=size))
+  return save_like_the_hub(path, transformers.Sam2VideoModel(config), processor)

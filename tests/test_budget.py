@@ -111,3 +111,4 @@ def test_replanning_corrects_the_stage_that_was_measured():
   assert plan.low_res_step_seconds == pytest.approx(0.4) and plan.step_seconds == pytest.approx(3.0)
   never = lambda step: False
   assert plan.replan(step=60, elapsed=40.0, evaluates=never, checkpoints=never) == 60 + 20  # 60 s left, 3 s a step.
+  assert plan.replan(step=60, elapsed=100.0, evaluates=never, checkpoints=never) == 61  # Spent: one more, the last.

@@ -67,11 +67,13 @@ class Plan:
 
   def replan(self, *, step: int, elapsed: float, evaluates: Callable[[int], bool],
              checkpoints: Callable[[int], bool]) -> int:
-    """Sets and returns the total step count that ends the run in the budget."""
-    self.total_steps = plan_total_steps(
+    """Sets and returns the total step count that ends the run in the budget;
+    at least step + 1 even where the budget is spent (a slower machine), so
+    the run's last step is a step of this plan and ends its schedule."""
+    self.total_steps = max(step + 1, plan_total_steps(
         remaining=self.budget_seconds - elapsed, start=step, steps_seconds=self.steps_seconds(step),
         eval_seconds=self.eval_seconds, checkpoint_seconds=self.checkpoint_seconds, evaluates=evaluates,
-        checkpoints=checkpoints)
+        checkpoints=checkpoints))
     return self.total_steps
 
   def rescale(self, *, first: int, last: int, seconds: float) -> None:
