@@ -3,8 +3,8 @@ the objects on key frames, SAM 2's video model (transformers) carries them
 from frame to frame.
 
     tracker = VideoTracker(segmenter, Sam2Tracker.load('facebook/sam2.1-hiera-large'), every=15)
-    for frame_result in tracker.track(frames, ['dog', 'ball']):   # frames: RGB uint8 [H, W, 3], one at a time
-      for obj in frame_result.objects:
+    for frame, result in tracker.track(frames, ['dog', 'ball']):   # frames: RGB uint8 [H, W, 3], read lazily
+      for obj in result.objects:
         obj.id, obj.label, obj.mask, obj.score, obj.box
 
 IDs: on a key frame (every `every` frames, and each frame while nothing is
@@ -116,7 +116,9 @@ class VideoTracker:
       raise ValueError(f'--every {every!r}: give a whole number of frames >= 1.')
     self.segmenter, self.tracker, self.every, self.match_iou = segmenter, tracker, every, match_iou
 
-  def track(self, frames: Iterable[np.ndarray], prompts: str | list[str]) -> Iterator[FrameResult]:
+  def track(self, frames: Iterable[np.ndarray],
+            prompts: str | list[str]) -> Iterator[tuple[np.ndarray, FrameResult]]:
+    """Each frame, as it is read, with its result."""
     prompts = parse_prompts(prompts)
     self.segmenter.check_prompts(prompts)
     session = self.tracker.start()
@@ -132,7 +134,7 @@ class VideoTracker:
       objects = [TrackedObject(obj_id, labels[obj_id], mask, found_scores.get(obj_id, scores[obj_id]),
                                mask_boxes(mask)) for obj_id, mask in sorted(masks.items()) if mask.any()]
       previous = {obj.id: obj.mask for obj in objects}
-      yield FrameResult(index, objects, key)
+      yield frame, FrameResult(index, objects, key)
 
   def assign_ids(self, found, previous: dict[int, np.ndarray], labels: dict[int, str]):
     """IDs for a key frame's instances (updating `labels` with new ones) ->
