@@ -170,3 +170,26 @@ def test_the_command_writes_overlay_masks_and_id_maps(tmp_path, clipseg_dir, sam
   assert sorted(p.name for p in out.iterdir()) == ['.lock', 'clip']
   assert segment_video.main(args[:-1]) == 0  # Done before with the same settings: kept.
   assert '1 of 1 videos were done by an earlier run' in capsys.readouterr().out
+
+
+@pytest.mark.parametrize('extra, phrase', [
+    (['--every', '0'], "argument --every: '0' is not a whole number >= 1"),
+    (['--max-frames', 'all'], "argument --max-frames: 'all' is not a whole number >= 1"),
+    (['--prompt', ' , '], 'the prompt is empty'),
+    (['--finder', 'sam3', '--sam2-model', 'x'], 'outlines the objects itself'),
+    (['--out', 'A_FILE'], 'is a file; give a folder'),
+    (['--tracker-model', 'NOWHERE'], 'SAM 2 video model'),
+])
+def test_bad_options_are_one_line_and_write_nothing(tmp_path, clipseg_dir, sam2_dir, extra, phrase, capsys):
+  clip = write_video(tmp_path / 'clip.mp4', shapes_video(count=2)[0])
+  (tmp_path / 'a_file').write_text('')
+  extra = [{'NOWHERE': str(tmp_path / 'nowhere'), 'A_FILE': str(tmp_path / 'a_file')}.get(a, a) for a in extra]
+  args = ['--prompt', 'square', '--finder-model', clipseg_dir, '--sam2-model', sam2_dir, '--device', 'cpu',
+          '--out', str(tmp_path / 'out'), clip, *extra]
+  try:
+    status = segment_video.main(args)
+  except SystemExit as e:  # argparse's usage errors.
+    status = e.code
+  lines = capsys.readouterr().err.strip().splitlines()
+  assert status == 2 and len(lines) == 1 and phrase in lines[0], lines
+  assert not (tmp_path / 'out').exists()
