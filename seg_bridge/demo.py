@@ -1,0 +1,117 @@
+r"""A web page for text-prompted segmentation: upload or paste an image, type
+what to find, pick the finder and masker, see the labelled instances, and
+download the masks and JSON.
+
+    python -m seg_bridge.demo                                   # http://127.0.0.1:7860
+    python -m seg_bridge.demo --sam-checkpoint sam_vit_b_01ec64.pth --sam2-model facebook/sam2.1-hiera-large
+
+Models load on first use of each finder / masker and are kept; one loaded
+model serves every request (its image embedding is per call, not state).
+Weights as for segment.py; a missing one is said in the page, in one line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import threading
+import zipfile
+
+import numpy as np
+
+from seg_bridge.build import FINDER_CHOICES, Options, build
+from seg_bridge.maskers import MASKERS
+from seg_bridge.segmenters import SEGMENTERS
+
+MASKER_LABELS = {'sam': 'SAM', 'sam2': 'SAM 2'}
+
+
+class Demo:
+  """The page's one action, segment(), over lazily loaded, cached segmenters."""
+
+  def __init__(self, models: dict[str, str | None], device: str | None = None):
+    self.models, self.device = models, device  # name of a finder or masker -> its weights (None: the standard)
+    self._segmenters, self._lock = {}, threading.Lock()
+    self._scratch = tempfile.TemporaryDirectory(prefix='seg_bridge_demo_')  # The downloads; gone at exit.
+
+  def segmenter(self, finder: str, masker: str, min_score: float | None):
+    if finder in SEGMENTERS:  # SAM 3 outlines itself.
+      masker = Options.masker
+    key = (finder, masker, min_score)
+    with self._lock:  # Loading: once per combination.
+      if key not in self._segmenters:
+        self._segmenters[key] = build(Options(
+            finder=finder, finder_model=self.models.get(finder), masker=masker,
+            masker_model=None if finder in SEGMENTERS else self.models.get(masker), min_score=min_score,
+            device=self.device))[0]
+    return self._segmenters[key]
+
+  def segment(self, image: np.ndarray | None, prompt: str, finder: str, masker: str, min_score: float):
+    """-> ((image, [(mask, 'label score'), ...]), a zip of the masks and JSON, a status line)."""
+    import gradio as gr
+
+    from seg_bridge.outputs import OutputFolder
+    from seg_bridge.types import PromptError
+    if image is None:
+      raise gr.Error('Upload or paste an image first.')
+    try:
+      segmenter = self.segmenter(finder, masker, None if min_score is None else float(min_score))
+      result = segmenter.segment(np.ascontiguousarray(image[..., :3]).astype(np.uint8), prompt)
+    except (PromptError, ValueError, OSError) as e:
+      raise gr.Error(str(e)) from None
+    folder = tempfile.mkdtemp(dir=self._scratch.name)
+    out = OutputFolder(folder)
+    path = out.write('result', 'upload', {'prompts': result.prompts, 'finder': finder, 'masker': masker}, image[..., :3],
+                     result)
+    out.close()
+    archive = os.path.join(folder, 'segmentation.zip')
+    with zipfile.ZipFile(archive, 'w') as z:
+      for name in sorted(os.listdir(path)):
+        z.write(os.path.join(path, name), name)
+    annotations = [(inst.mask, f'{inst.label} {inst.score:.2f}') for inst in result.instances]
+    found = ', '.join(f'{i.label} {i.score:.2f}' for i in result.instances) or 'nothing'
+    return (image[..., :3], annotations), archive, f'Found: {found}.'
+
+
+def build_page(demo: Demo):
+  import gradio as gr
+  with gr.Blocks(title='Text-prompted segmentation') as page:
+    gr.Markdown('## Text-prompted segmentation\nA text prompt finds the objects; SAM outlines them.')
+    with gr.Row():
+      with gr.Column():
+        image = gr.Image(label='Image', type='numpy', sources=['upload', 'clipboard'], elem_id='image')
+        prompt = gr.Textbox(label='What to segment', placeholder='dog, ball', elem_id='prompt')
+        with gr.Row():
+          finder = gr.Dropdown(list(FINDER_CHOICES), value='clipseg', label='Finder')
+          masker = gr.Dropdown([(MASKER_LABELS.get(m, m), m) for m in MASKERS], value='sam', label='Masker')
+        min_score = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label='Minimum score')
+        run = gr.Button('Segment', variant='primary', elem_id='run')
+      with gr.Column():
+        annotated = gr.AnnotatedImage(label='Instances', elem_id='result')
+        status = gr.Markdown(elem_id='status')
+        download = gr.File(label='Masks and JSON (zip)')
+    run.click(demo.segment, [image, prompt, finder, masker, min_score], [annotated, download, status],
+              api_name='segment')
+    prompt.submit(demo.segment, [image, prompt, finder, masker, min_score], [annotated, download, status])
+  return page
+
+
+def main(argv=None):
+  parser = argparse.ArgumentParser(prog='python -m seg_bridge.demo', description=__doc__.split('\n')[0])
+  parser.add_argument('--clipseg-model', default=None, help='CLIPSeg: HF name or folder.')
+  parser.add_argument('--dino-model', default=None, help='Grounding DINO: HF name or folder.')
+  parser.add_argument('--sam3-model', default=None, help='SAM 3: HF name or folder.')
+  parser.add_argument('--sam-checkpoint', default=None, help='SAM .pth file (default: sam_vit_b_01ec64.pth).')
+  parser.add_argument('--sam2-model', default=None, help='SAM 2: HF name or folder.')
+  parser.add_argument('--device', default=None)
+  parser.add_argument('--host', default='127.0.0.1', help='127.0.0.1: this machine only; 0.0.0.0: the network.')
+  parser.add_argument('--port', type=int, default=7860)
+  args = parser.parse_args(argv)
+  models = {'clipseg': args.clipseg_model, 'grounding-dino': args.dino_model, 'sam3': args.sam3_model,
+            'sam': args.sam_checkpoint, 'sam2': args.sam2_model}
+  build_page(Demo(models, args.device)).launch(server_name=args.host, server_port=args.port)
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,82 @@
+"""The web demo on tiny models: through gradio_client against the app on
+loopback, and in a real headless browser (Debian's chromium, driven by
+Playwright) that uploads an image, types a prompt, runs it and sees the
+result."""
+
+import os
+import shutil
+import socket
+import zipfile
+
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip('torch')
+gr = pytest.importorskip('gradio')
+pytest.importorskip('gradio_client')
+
+from seg_bridge.demo import Demo, build_page  # noqa: E402
+
+CHROMIUM = shutil.which('chromium') or shutil.which('chromium-browser')
+
+
+def free_port():
+  with socket.socket() as s:
+    s.bind(('127.0.0.1', 0))
+    return s.getsockname()[1]
+
+
+@pytest.fixture(scope='module')
+def app(clipseg_dir, sam2_dir):
+  port = free_port()
+  page = build_page(Demo({'clipseg': clipseg_dir, 'sam2': sam2_dir}, device='cpu'))
+  page.launch(server_name='127.0.0.1', server_port=port, prevent_thread_lock=True, quiet=True)
+  yield f'http://127.0.0.1:{port}/'
+  page.close()
+
+
+@pytest.fixture
+def photo(tmp_path):
+  path = tmp_path / 'dog.png'
+  Image.fromarray(np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)).save(path)
+  return str(path)
+
+
+def test_the_api_segments_an_upload_and_offers_the_masks(app, photo):
+  from gradio_client import Client, handle_file
+  client = Client(app, verbose=False)
+  annotated, archive, status = client.predict(handle_file(photo), 'dog, cap', 'clipseg', 'sam2', 0.0,
+                                              api_name='/segment')
+  assert status.startswith('Found: ') and 'dog' in status
+  assert annotated['annotations'] and all(a['label'].split()[0] in ('dog', 'cap') for a in annotated['annotations'])
+  with zipfile.ZipFile(archive) as z:
+    names = set(z.namelist())
+  assert {'result.json', 'overlay.png', 'mask_0.png'} <= names
+
+
+def test_an_empty_prompt_is_a_message_not_a_crash(app, photo):
+  from gradio_client import Client, handle_file
+  with pytest.raises(Exception, match='the prompt is empty'):
+    Client(app, verbose=False).predict(handle_file(photo), ' , ', 'clipseg', 'sam2', 0.0, api_name='/segment')
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason='no chromium installed (apt-get install chromium); Playwright cannot '
+                                              'download its own browser here')
+def test_a_browser_uploads_types_runs_and_sees_the_result(app, photo, tmp_path):
+  playwright = pytest.importorskip('playwright.sync_api')
+  with playwright.sync_playwright() as p:
+    browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=['--no-sandbox'])
+    page = browser.new_page(viewport={'width': 1200, 'height': 800})
+    page.goto(app)
+    page.locator('#image input[type=file]').set_input_files(photo)
+    page.locator('#prompt textarea').fill('dog')
+    page.get_by_text('Masker').locator('..').locator('input').first.click()
+    page.get_by_role('option', name='SAM 2').click()
+    page.locator('#run').click()
+    page.locator('#status').get_by_text('Found: ').wait_for(timeout=120_000)
+    assert page.locator('#result img').count() >= 1
+    screenshot = os.environ.get('DEMO_SCREENSHOT', str(tmp_path / 'demo.png'))
+    page.screenshot(path=screenshot, full_page=True)
+    browser.close()
+  assert os.path.getsize(screenshot) > 10_000
