@@ -3,11 +3,14 @@ and the write-ups' way (finder and SAM run afresh for each prompt).
 
     python bench/segment_prompts.py --out results/segment_prompts_cpu.json
     python bench/segment_prompts.py --finder grounding-dino --out results/segment_prompts_dino_cpu.json
+    python bench/segment_prompts.py --finder sam3 --out results/segment_prompts_sam3_cpu.json
 
 The models have their real sizes and random weights (pretrained weights cannot
 be downloaded here; the time does not depend on them): CLIPSeg rd64-refined
-(CLIP ViT-B/16 at 352x352, reduce_dim 64) or Grounding DINO tiny (Swin-T,
-BERT-base, 900 queries, images resized to 800 pixels), saved to a temporary
+(CLIP ViT-B/16 at 352x352, reduce_dim 64), Grounding DINO tiny (Swin-T,
+BERT-base, 900 queries, images resized to 800 pixels) or SAM 3 (ViT-L at
+1008 pixels, its CLIP text encoder, 200 queries; it outlines itself, so no
+SAM runs after it), saved to a temporary
 folder and loaded back through from_pretrained like a Hub copy, and SAM
 ViT-B. Every prompt is made to match exactly once (CLIPSeg threshold 0: the
 whole image is one region; Grounding DINO min score 0 and its best box per
@@ -66,6 +69,14 @@ def save_random_grounding_dino(path: str, max_per_prompt: int) -> dict:
   return {'min_score': 0.0, 'max_per_prompt': max_per_prompt}
 
 
+def save_random_sam3(path: str, max_per_prompt: int) -> dict:
+  import transformers
+  transformers.Sam3Model(transformers.Sam3Config()).save_pretrained(path)  # The released architecture (ViT-L, 1008 px).
+  transformers.Sam3Processor(image_processor=transformers.Sam3ImageProcessor(),
+                             tokenizer=char_level_tokenizer('clip')).save_pretrained(path)
+  return {'min_score': 0.0, 'max_per_prompt': max_per_prompt}
+
+
 def time_in_turns(ways: dict, repeats: int) -> dict[str, list[float]]:
   """Seconds of each way, run in turns (a, b, c, a, b, c, ...) after one
   warm-up each, so that a shared machine's drift hits every way alike."""
@@ -82,7 +93,7 @@ def time_in_turns(ways: dict, repeats: int) -> dict[str, list[float]]:
 
 def main():
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--finder', default='clipseg', choices=('clipseg', 'grounding-dino'))
+  parser.add_argument('--finder', default='clipseg', choices=('clipseg', 'grounding-dino', 'sam3'))
   parser.add_argument('--repeats', type=int, default=3)
   parser.add_argument('--size', default='640x480', help='Image width x height.')
   parser.add_argument('--max-per-prompt', type=int, default=1, help='Grounding DINO: boxes kept per prompt.')
@@ -103,10 +114,12 @@ def main():
     torch.save(sam_model_registry['vit_b'](checkpoint=None).state_dict(), sam_path)
     if args.finder == 'clipseg':
       options = save_random_clipseg(folder)
-    else:
+    elif args.finder == 'grounding-dino':
       options = save_random_grounding_dino(folder, args.max_per_prompt)
-    segmenter, _ = build(Options(finder=args.finder, finder_model=folder, masker='sam', masker_model=sam_path,
-                                 device='cpu', **options))
+    else:
+      options = save_random_sam3(folder, args.max_per_prompt)
+    masker = {} if args.finder == 'sam3' else {'masker': 'sam', 'masker_model': sam_path}  # SAM 3 outlines itself.
+    segmenter, _ = build(Options(finder=args.finder, finder_model=folder, device='cpu', **masker, **options))
   width, height = map(int, args.size.split('x'))
   image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
 
@@ -127,7 +140,7 @@ def main():
   print(f'5 prompts cost {ratios["5_prompts_over_1"]:.2f}x one prompt (target <= 1.3); the per-prompt way '
         f'costs {ratios["per_prompt_over_batched_5"]:.2f}x the batched one. (instances: {instances})')
   if args.out:
-    write_record(args.out, started, finder=args.finder, sam='vit_b', weights='random (real-size architectures)',
+    write_record(args.out, started, finder=args.finder, sam=None if args.finder == 'sam3' else 'vit_b', weights='random (real-size architectures)',
                  image_size=[height, width], prompts=PROMPTS, torch=torch.__version__,
                  torch_threads=torch.get_num_threads(), repeats=args.repeats, median_seconds=seconds, seconds_each=each,
                  ratios=ratios, instances=instances, finder_options=options)
