@@ -193,3 +193,35 @@ def test_bad_options_are_one_line_and_write_nothing(tmp_path, clipseg_dir, sam2_
   lines = capsys.readouterr().err.strip().splitlines()
   assert status == 2 and len(lines) == 1 and phrase in lines[0], lines
   assert not (tmp_path / 'out').exists()
+
+
+def test_ctrl_c_keeps_finished_videos_and_leaves_no_partial_one(tmp_path, clipseg_dir, sam2_dir, sam2_video_dir):
+  import os
+  import signal
+  import subprocess
+  import sys
+  import time
+
+  from conftest import ROOT
+  frames, _ = shapes_video(count=6)
+  folder = tmp_path / 'in'
+  folder.mkdir()
+  for k in range(4):
+    write_video(folder / f'clip{k}.mp4', frames)
+  out = tmp_path / 'out'
+  process = subprocess.Popen(
+      [sys.executable, 'segment_video.py', '--prompt', 'square', '--finder-model', clipseg_dir, '--threshold', '0',
+       '--min-score', '0', '--sam2-model', sam2_dir, '--tracker-model', sam2_video_dir, '--device', 'cpu',
+       '--out', str(out), str(folder)], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+      env={**os.environ, 'HF_HUB_OFFLINE': '1'})
+  deadline = time.time() + 240
+  while time.time() < deadline and process.poll() is None and not (out / 'clip0').exists():
+    time.sleep(0.05)
+  process.send_signal(signal.SIGINT)
+  _, stderr = process.communicate(timeout=120)
+  assert process.returncode == 130 and 'Traceback' not in stderr, stderr
+  assert stderr.strip().splitlines()[-1].startswith('interrupted: ')
+  done = sorted(p.name for p in out.iterdir() if not p.name.startswith('.'))
+  assert 'clip0' in done and len(done) < 4 and not (out / '.partial').exists()
+  for name in done:
+    assert (out / name / 'result.json').is_file()
