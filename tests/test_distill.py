@@ -77,6 +77,7 @@ def teacher_dir(tmp_path_factory):
   return workdir
 
 
+@pytest.mark.slow  # Two trainings by train.py, a ResNet teacher then its student: over a minute.
 def test_a_student_learns_from_a_teacher_trained_by_train_py(tmp_path, teacher_dir):
   config = tiny_config(total_epochs=1, **{'model.distillation_token': True, 'model.pool': 'cls'})
   config.distill = dict(teacher_workdir=str(teacher_dir), kind='soft', temperature=4.0, alpha=0.5)
@@ -85,7 +86,8 @@ def test_a_student_learns_from_a_teacher_trained_by_train_py(tmp_path, teacher_d
   assert json.loads((tmp_path / 'student' / 'config.json').read_text())['distill']['teacher_workdir'] == str(teacher_dir)
 
 
-def test_a_missing_or_unfit_teacher_is_one_clear_error(tmp_path, teacher_dir):
+def test_a_missing_or_unfit_teacher_is_one_clear_error(tmp_path, finished_run):
+  teacher_dir = finished_run  # Any finished run can teach.
   mean, std = tiny_config().data.mean, tiny_config().data.std
   with pytest.raises(ConfigError, match='no finished training run there .* train the teacher first'):
     distill.load_teacher(str(tmp_path), num_classes=10, mean=mean, std=std)

@@ -8,6 +8,8 @@ import socket
 import subprocess
 import sys
 
+import pytest
+
 from conftest import ROOT
 
 SCRIPT = """
@@ -65,6 +67,7 @@ def assert_same_run(reference, other):
   assert abs(report_a['test_accuracy'] - report_b['test_accuracy']) <= 1 / 300
 
 
+@pytest.mark.slow  # Four trainings in their own processes, two of them a two-host cluster: minutes.
 def test_eight_devices_and_two_hosts_give_the_same_losses_as_one_device(tmp_path):
   runs = [start(tmp_path / 'one', local_devices=1), start(tmp_path / 'eight', local_devices=8)]
   one, eight = map(finish, runs)  # Side by side: much of each is compiling, on one core.

@@ -195,6 +195,7 @@ def test_bad_options_are_one_line_and_write_nothing(tmp_path, clipseg_dir, sam2_
   assert not (tmp_path / 'out').exists()
 
 
+@pytest.mark.slow  # A real process and a signal: under a minute, most of it loading torch.
 def test_ctrl_c_keeps_finished_videos_and_leaves_no_partial_one(tmp_path, clipseg_dir, sam2_dir, sam2_video_dir):
   import os
   import signal

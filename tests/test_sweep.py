@@ -19,6 +19,7 @@ def test_grids_are_products_of_axes_and_paired_fields_move_together():
       sweep.parse_grid([bad])
 
 
+@pytest.mark.slow  # Two trainings by train.py in their own processes: about a minute.
 def test_a_sweep_of_two_tiny_runs_writes_its_table_and_plot(tmp_path, capsys):
   args = ['--config', 'tests/tiny_train_config.py', '--out', str(tmp_path), '--grid', 'model.depth=1,2',
           '--set', 'total_epochs=1', '--set', 'aug.randaugment_layers=0']
