@@ -40,6 +40,7 @@ class VideoReader:
 
   def __iter__(self):
     import av
+    k = 0
     try:
       for k, frame in enumerate(self.container.decode(self.stream)):
         if self.max_frames is not None and k >= self.max_frames:

@@ -149,12 +149,15 @@ def test_the_command_writes_overlay_masks_and_id_maps(tmp_path, clipseg_dir, sam
   frames, _ = shapes_video(count=8)
   clip = write_video(tmp_path / 'clip.mp4', frames)
   (tmp_path / 'broken.mp4').write_text('not a video')
+  data = open(clip, 'rb').read()
+  (tmp_path / 'cut.mp4').write_bytes(data[:len(data) // 2])  # As by a full disk.
   out = tmp_path / 'out'
   args = ['--prompt', 'square', '--finder-model', clipseg_dir, '--threshold', '0', '--min-score', '0',
           '--sam2-model', sam2_dir, '--tracker-model', sam2_video_dir, '--every', '4', '--device', 'cpu',
-          '--out', str(out), clip, str(tmp_path / 'broken.mp4')]
-  assert segment_video.main(args) == 1  # The broken file fails alone, in one line.
-  assert 'broken.mp4: not a readable video' in capsys.readouterr().err
+          '--out', str(out), clip, str(tmp_path / 'broken.mp4'), str(tmp_path / 'cut.mp4')]
+  assert segment_video.main(args) == 1  # The broken files fail alone, each in one line.
+  errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith('error: ')]
+  assert len(errors) == 2 and 'broken.mp4: not a readable video' in errors[0] and 'cut.mp4: not a readable' in errors[1]
   record = json.loads((out / 'clip' / 'result.json').read_text())
   assert record['frames'] == 8 and record['fps'] == 10.0 and record['objects']
   lines = [json.loads(line) for line in (out / 'clip' / 'masks.jsonl').read_text().splitlines()]
@@ -168,7 +171,7 @@ def test_the_command_writes_overlay_masks_and_id_maps(tmp_path, clipseg_dir, sam
   with VideoReader(str(out / 'clip' / 'overlay.mp4')) as overlay:
     assert overlay.size == (64, 96) and len(list(overlay)) == 8
   assert sorted(p.name for p in out.iterdir()) == ['.lock', 'clip']
-  assert segment_video.main(args[:-1]) == 0  # Done before with the same settings: kept.
+  assert segment_video.main(args[:-2]) == 0  # Done before with the same settings: kept.
   assert '1 of 1 videos were done by an earlier run' in capsys.readouterr().out
 
 
