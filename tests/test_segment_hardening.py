@@ -190,7 +190,15 @@ def test_bad_input_is_one_line_from_the_command(tmp_path, inputs, clipseg_dir, d
     assert not problems_of(case, result.returncode, result.stderr, out, inputs)
 
 
-def test_images_the_models_cannot_take_fail_alone(tmp_path, clipseg_dir, dino_dir, sam2_dir):
+def main(args, capsys):
+  """segment.main in-process: (exit status, stdout, stderr)."""
+  import segment
+  status = segment.main(args)
+  captured = capsys.readouterr()
+  return status, captured.out, captured.err
+
+
+def test_images_the_models_cannot_take_fail_alone(tmp_path, clipseg_dir, dino_dir, sam2_dir, capsys):
   folder = tmp_path / 'in'
   folder.mkdir()
   photo(folder / 'a_good.png')
@@ -206,11 +214,10 @@ def test_images_the_models_cannot_take_fail_alone(tmp_path, clipseg_dir, dino_di
   for k, finder in enumerate([['--finder-model', clipseg_dir, '--threshold', '0', '--min-score', '0'],
                               ['--finder', 'grounding-dino', '--finder-model', dino_dir, '--min-score', '0']]):
     out = tmp_path / f'out{k}'
-    result = run(['--prompt', 'dog', '--out', str(out), '--sam2-model', sam2_dir, '--device', 'cpu', *finder,
-                  str(folder)])
-    assert result.returncode == 1, result.stderr
-    assert 'Traceback' not in result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.startswith('error: ')]
+    status, _, stderr = main(['--prompt', 'dog', '--out', str(out), '--sam2-model', sam2_dir, '--device', 'cpu',
+                              *finder, str(folder)], capsys)
+    assert status == 1, stderr
+    errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
     assert any('text.jpg: not a readable image' in e for e in errors)
     assert any('truncated.png' in e for e in errors) and any('empty.png' in e for e in errors)
     done = assert_complete(out)
@@ -218,7 +225,7 @@ def test_images_the_models_cannot_take_fail_alone(tmp_path, clipseg_dir, dino_di
     assert len(done) + len(errors) == 10  # Every image is either done or named in one line.
 
 
-def test_one_input_never_deletes_anothers_results(tmp_path, clipseg_dir, sam2_dir):
+def test_one_input_never_deletes_anothers_results(tmp_path, clipseg_dir, sam2_dir, capsys):
   folder = tmp_path / 'in'
   folder.mkdir()
   for name in ('dog_mask_7.jpg', 'dog.jpg', 'dog_overlay.jpg', 'Dog.png', 'dog_2.jpg'):
@@ -226,7 +233,7 @@ def test_one_input_never_deletes_anothers_results(tmp_path, clipseg_dir, sam2_di
   out = tmp_path / 'out'
   args = ['--prompt', 'dog, cap', '--out', str(out), '--finder-model', clipseg_dir, '--sam2-model', sam2_dir,
           '--threshold', '0', '--min-score', '0', '--device', 'cpu']
-  assert run([*args, str(folder)]).returncode == 0
+  assert main([*args, str(folder)], capsys)[0] == 0
   first = assert_complete(out)
   assert len(first) == 5
   def sources():
@@ -238,21 +245,20 @@ def test_one_input_never_deletes_anothers_results(tmp_path, clipseg_dir, sam2_di
   other = tmp_path / 'other'
   other.mkdir()
   photo(other / 'dog.jpg', seed=3)
-  assert run([*args, str(other)]).returncode == 0
+  assert main([*args, str(other)], capsys)[0] == 0
   after = sources()
   assert len(after) == 6 and {n: after[n] for n in before} == before
 
 
-def test_a_second_run_on_the_same_out_is_refused(tmp_path, clipseg_dir, sam2_dir):
+def test_a_second_run_on_the_same_out_is_refused(tmp_path, clipseg_dir, sam2_dir, capsys):
   import fcntl
   out = tmp_path / 'out'
   out.mkdir()
   with open(out / '.lock', 'a') as lock:
     fcntl.flock(lock, fcntl.LOCK_EX)
-    result = run(['--prompt', 'dog', '--out', str(out), '--finder-model', clipseg_dir, '--sam2-model', sam2_dir,
-                  photo(tmp_path / 'dog.jpg')])
-  assert result.returncode == 2 and 'another segment.py is writing to' in result.stderr
-  assert 'Traceback' not in result.stderr
+    status, _, stderr = main(['--prompt', 'dog', '--out', str(out), '--finder-model', clipseg_dir, '--sam2-model',
+                              sam2_dir, photo(tmp_path / 'dog.jpg')], capsys)
+  assert status == 2 and 'another segment.py is writing to' in stderr
 
 
 def test_an_interrupted_replacement_is_put_back(tmp_path):
