@@ -28,9 +28,11 @@ def free_port():
 
 
 @pytest.fixture(scope='module')
-def app(clipseg_dir, sam2_dir):
+def app(clipseg_dir, sam2_dir, tmp_path_factory):
+  from seg_tiny import save_tiny_sam2_video
+  tracker = save_tiny_sam2_video(tmp_path_factory.mktemp('sam2_video'))
   port = free_port()
-  page = build_page(Demo({'clipseg': clipseg_dir, 'sam2': sam2_dir}, device='cpu'))
+  page = build_page(Demo({'clipseg': clipseg_dir, 'sam2': sam2_dir, 'tracker': tracker}, device='cpu'))
   page.launch(server_name='127.0.0.1', server_port=port, prevent_thread_lock=True, quiet=True)
   yield f'http://127.0.0.1:{port}/'
   page.close()
@@ -53,6 +55,19 @@ def test_the_api_segments_an_upload_and_offers_the_masks(app, photo):
   with zipfile.ZipFile(archive) as z:
     names = set(z.namelist())
   assert {'result.json', 'overlay.png', 'mask_0.png'} <= names
+
+
+def test_the_video_tab_returns_the_tracked_video_and_its_masks(app, tmp_path):
+  from gradio_client import Client, handle_file
+  from test_seg_video import shapes_video, write_video
+  clip = write_video(tmp_path / 'clip.mp4', shapes_video(count=6)[0])
+  result, archive, status = Client(app, verbose=False).predict(
+      handle_file(clip), 'square', 'clipseg', 'sam2', 0.0, 3, 5, api_name='/segment_video')
+  assert status.startswith('5 frames; objects: #1 square')
+  assert os.path.getsize(result) > 1000
+  with zipfile.ZipFile(archive) as z:
+    names = set(z.namelist())
+  assert {'overlay.mp4', 'masks.jsonl', 'result.json', 'ids/000004.png'} <= names
 
 
 def test_an_empty_prompt_is_a_message_not_a_crash(app, photo):
