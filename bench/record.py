@@ -24,7 +24,8 @@ def provenance() -> dict:
   commit is the code that ran even if the tree changes meanwhile."""
   git = lambda *args: subprocess.run(['git', *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
   dirty = git('status', '--porcelain', '--untracked-files=no')
-  return {'command': 'python ' + ' '.join(sys.argv),
+  script = os.path.relpath(os.path.abspath(sys.argv[0]), ROOT)  # As run from the repository's root.
+  return {'command': ' '.join(['python', script, *sys.argv[1:]]),
           'commit': git('rev-parse', '--short', 'HEAD') + (' + uncommitted changes' if dirty else ''),
           'date': datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds'), 'host': host_cpu()}
 
