@@ -26,6 +26,7 @@ from seg_bridge.maskers import MASKERS
 from seg_bridge.segmenters import SEGMENTERS
 
 MASKER_LABELS = {'sam': 'SAM', 'sam2': 'SAM 2'}
+os.environ.setdefault('GRADIO_ANALYTICS_ENABLED', 'False')  # The page calls no one home (and works offline).
 
 
 def zipped(folder: str, archive: str) -> str:
