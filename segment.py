@@ -36,7 +36,7 @@ import os
 import sys
 import urllib.parse
 
-from seg_bridge.cli import OneLineParser, add_segmenter_arguments, check_out, options_from
+from seg_bridge.cli import OneLineParser, add_segmenter_arguments, checked, error, load_segmenter
 from vit_jax.interrupts import StopRequest
 
 STOP = StopRequest()  # Ctrl-C and SIGTERM: finished images are kept, never a traceback.
@@ -104,18 +104,9 @@ def main(argv=None, stop=None) -> int:
   """Runs the command; returns its exit status. `stop` (a StopRequest) gives
   the status of an interrupt: 130 for Ctrl-C, 143 for SIGTERM."""
   args = parse_args(argv)
-  from seg_bridge import build
-  from seg_bridge.types import PromptError, parse_prompts
-
-  def error(message: str) -> int:
-    print(f'error: {message}', file=sys.stderr)
-    return 2
-
-  options = options_from(args)
+  from seg_bridge.types import PromptError
   try:
-    build.check(options)
-    prompts = parse_prompts(args.prompt)
-    check_out(args.out)
+    options, prompts = checked(args)
   except (PromptError, ValueError) as e:
     return error(str(e))
   paths, listing_errors = image_paths(args.images)
@@ -148,19 +139,6 @@ def main(argv=None, stop=None) -> int:
     print(f'{counts["skipped"]} of {len(mine)} images were done by an earlier run with the same settings and kept '
           '(--redo does them again).')
   return 1 if counts['failed'] or listing_errors else 0
-
-
-def load_segmenter(options, prompts):
-  """The segmenter the options name, after checking the prompts fit it, and
-  the settings that make a result (for recognising finished images)."""
-  from transformers.utils import logging as hf_logging
-
-  from seg_bridge.build import build
-
-  hf_logging.disable_progress_bar()  # One bar, over the images, is enough.
-  segmenter, settings = build(options)
-  segmenter.check_prompts(prompts)
-  return segmenter, {'prompts': prompts, **settings}
 
 
 def segment_all(segmenter, settings, prompts, paths, mine, out, counts: collections.Counter, *, redo: bool) -> None:

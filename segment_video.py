@@ -27,7 +27,7 @@ import collections
 import os
 import sys
 
-from seg_bridge.cli import OneLineParser, add_segmenter_arguments, check_out, options_from
+from seg_bridge.cli import OneLineParser, add_segmenter_arguments, checked, error, load_segmenter
 from vit_jax.interrupts import StopRequest
 
 STOP = StopRequest()  # Ctrl-C and SIGTERM: finished videos are kept, never a traceback.
@@ -72,18 +72,9 @@ def parse_args(argv=None):
 
 def main(argv=None, stop=None) -> int:
   args = parse_args(argv)
-  from seg_bridge import build
-  from seg_bridge.types import PromptError, parse_prompts
-
-  def error(message: str) -> int:
-    print(f'error: {message}', file=sys.stderr)
-    return 2
-
-  options = options_from(args)
+  from seg_bridge.types import PromptError
   try:
-    build.check(options)
-    prompts = parse_prompts(args.prompt)
-    check_out(args.out)
+    options, prompts = checked(args)
   except (PromptError, ValueError) as e:
     return error(str(e))
   paths = video_paths(args.videos)
@@ -115,17 +106,11 @@ def main(argv=None, stop=None) -> int:
 
 
 def load_tracker(args, options, prompts):
-  from transformers.utils import logging as hf_logging
-
-  from seg_bridge.build import build
+  """The key frames' segmenter and SAM 2's tracker, and the settings that make a result."""
   from seg_bridge.tracking import Sam2Tracker, VideoTracker
-
-  hf_logging.disable_progress_bar()
-  segmenter, settings = build(options)
-  segmenter.check_prompts(prompts)
+  segmenter, settings = load_segmenter(options, prompts)
   tracker = VideoTracker(segmenter, Sam2Tracker.load(args.tracker_model, options.device), every=args.every)
-  return tracker, {'prompts': prompts, **settings, 'tracker': args.tracker_model, 'every': args.every,
-                   'max_frames': args.max_frames}
+  return tracker, {**settings, 'tracker': args.tracker_model, 'every': args.every, 'max_frames': args.max_frames}
 
 
 def segment_video(tracker, settings, prompts, path, out, counts, *, redo: bool, max_frames: int | None) -> None:

@@ -1,11 +1,13 @@
 """What segment.py and segment_video.py share on the command line: the
-segmenter's options, one-line usage errors, and the --out check."""
+segmenter's options, one-line errors, the checks before any model loads, and
+loading the segmenter."""
 
 from __future__ import annotations
 
 import argparse
 import math
 import os
+import sys
 
 from seg_bridge.build import FINDER_CHOICES, Options
 
@@ -55,6 +57,36 @@ def options_from(args: argparse.Namespace) -> Options:
                  masker_model=args.sam2_model or args.sam_checkpoint, sam_type=args.sam_type,
                  min_score=args.min_score, threshold=args.threshold, max_per_prompt=args.max_per_prompt,
                  device=args.device)
+
+
+def error(message: str) -> int:
+  """Says `message` in one line; returns the exit status of a bad option (2)."""
+  print(f'error: {message}', file=sys.stderr)
+  return 2
+
+
+def checked(args: argparse.Namespace) -> tuple[Options, list[str]]:
+  """The options and prompts of the command line, checked before any model
+  loads (PromptError or ValueError with the one-line reason)."""
+  from seg_bridge.build import check
+  from seg_bridge.types import parse_prompts
+  options = options_from(args)
+  check(options)
+  prompts = parse_prompts(args.prompt)
+  check_out(args.out)
+  return options, prompts
+
+
+def load_segmenter(options: Options, prompts: list[str]):
+  """The segmenter the options name, after checking the prompts fit it, and
+  the settings that make a result (for recognising finished work)."""
+  from transformers.utils import logging as hf_logging
+
+  from seg_bridge.build import build
+  hf_logging.disable_progress_bar()  # One bar, over the images or frames, is enough.
+  segmenter, settings = build(options)
+  segmenter.check_prompts(prompts)
+  return segmenter, {'prompts': prompts, **settings}
 
 
 def check_out(path: str) -> None:

@@ -43,7 +43,7 @@ class Demo:
 
   def __init__(self, models: dict[str, str | None], device: str | None = None):
     self.models, self.device = models, device  # name of a finder or masker -> its weights (None: the standard)
-    self._segmenters, self._lock = {}, threading.Lock()
+    self._loaded, self._lock = {}, threading.Lock()
     self._scratch = tempfile.TemporaryDirectory(prefix='seg_bridge_demo_')  # The downloads; gone at exit.
 
   def segmenter(self, finder: str, masker: str, min_score: float | None):
@@ -51,12 +51,12 @@ class Demo:
       masker = Options.masker
     key = (finder, masker, min_score)
     with self._lock:  # Loading: once per combination.
-      if key not in self._segmenters:
-        self._segmenters[key] = build(Options(
+      if key not in self._loaded:
+        self._loaded[key] = build(Options(
             finder=finder, finder_model=self.models.get(finder), masker=masker,
             masker_model=None if finder in SEGMENTERS else self.models.get(masker), min_score=min_score,
             device=self.device))[0]
-    return self._segmenters[key]
+    return self._loaded[key]
 
   def segment(self, image: np.ndarray | None, prompt: str, finder: str, masker: str, min_score: float):
     """-> ((image, [(mask, 'label score'), ...]), a zip of the masks and JSON, a status line)."""
@@ -84,10 +84,10 @@ class Demo:
   def tracker(self):
     from seg_bridge.tracking import Sam2Tracker
     with self._lock:
-      if 'tracker' not in self._segmenters:
-        self._segmenters['tracker'] = Sam2Tracker.load(self.models.get('tracker') or Sam2Tracker.default_model,
+      if 'tracker' not in self._loaded:
+        self._loaded['tracker'] = Sam2Tracker.load(self.models.get('tracker') or Sam2Tracker.default_model,
                                                        self.device)
-    return self._segmenters['tracker']
+    return self._loaded['tracker']
 
   def segment_video(self, video: str | None, prompt: str, finder: str, masker: str, min_score: float, every: int,
                     max_frames: int):

@@ -31,6 +31,15 @@ def parse_prompts(text: str | list[str]) -> list[str]:
   return prompts
 
 
+def check_prompt_lengths(prompts: list[str], tokenizer, limit: int, reader: str) -> None:
+  """PromptError where a prompt has more tokens than `reader` (a model's name) reads."""
+  for prompt in prompts:
+    length = len(tokenizer(prompt)['input_ids'])
+    if length > limit:
+      raise PromptError(f'the prompt {prompt[:40]!r}... is {length} tokens long; {reader} reads at most {limit}: '
+                        'shorten it.')
+
+
 @dataclasses.dataclass(frozen=True)
 class Region:
   """One instance a finder found, in pixel coordinates of the image. Boxes

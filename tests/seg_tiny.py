@@ -80,13 +80,18 @@ def save_tiny_grounding_dino(path):
   return save_like_the_hub(path, model, processor)
 
 
+def tiny_hiera():
+  """SAM 2's image encoder at its smallest: its config and the widths of its four stages."""
+  dims = [8, 16, 32, 64]
+  return transformers.Sam2HieraDetConfig(
+      hidden_size=dims[0], blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=dims,
+      num_attention_heads_per_stage=[1, 1, 1, 1], window_size_per_stage=[8, 4, 4, 4], global_attention_blocks=[3]), dims
+
+
 def save_tiny_sam2(path):
   """A tiny random SAM 2 (transformers) with its processor, saved to `path` like a Hub copy."""
   torch.manual_seed(0)
-  dims = [8, 16, 32, 64]
-  backbone = transformers.Sam2HieraDetConfig(
-      hidden_size=dims[0], blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=dims,
-      num_attention_heads_per_stage=[1, 1, 1, 1], window_size_per_stage=[8, 4, 4, 4], global_attention_blocks=[3])
+  backbone, dims = tiny_hiera()
   config = transformers.Sam2Config(
       vision_config=dict(backbone_config=backbone, backbone_channel_list=dims[::-1], fpn_hidden_size=32),
       prompt_encoder_config=dict(hidden_size=32),
@@ -120,10 +125,7 @@ def save_tiny_sam2_video(path):
   """A small random SAM 2 video model (transformers) with its processor, saved like a Hub copy: a tiny
   image encoder, the real width elsewhere (the memory attention assumes it)."""
   torch.manual_seed(0)
-  dims = [8, 16, 32, 64]
-  backbone = transformers.Sam2HieraDetConfig(
-      hidden_size=dims[0], blocks_per_stage=[1, 1, 2, 1], embed_dim_per_stage=dims,
-      num_attention_heads_per_stage=[1, 1, 1, 1], window_size_per_stage=[8, 4, 4, 4], global_attention_blocks=[3])
+  backbone, dims = tiny_hiera()
   config = transformers.Sam2VideoConfig(
       vision_config=dict(backbone_config=backbone, backbone_channel_list=dims[::-1],
                          backbone_feature_sizes=[[64, 64], [32, 32], [16, 16]]),

@@ -13,7 +13,7 @@ import numpy as np
 
 from seg_bridge.finders.heatmap_regions import heatmap_to_regions
 from seg_bridge.loading import load_pretrained, pick_device
-from seg_bridge.types import Found, PromptError
+from seg_bridge.types import Found, check_prompt_lengths
 
 
 class ClipSegFinder:
@@ -36,12 +36,8 @@ class ClipSegFinder:
 
   def check_prompts(self, prompts: list[str]) -> None:
     """PromptError where a prompt is longer than CLIP's text window."""
-    limit = self.model.config.text_config.max_position_embeddings
-    for prompt in prompts:
-      length = len(self.processor.tokenizer(prompt)['input_ids'])
-      if length > limit:
-        raise PromptError(f'the prompt {prompt[:40]!r}... is {length} tokens long; CLIPSeg reads at most {limit}: '
-                          'shorten it.')
+    check_prompt_lengths(prompts, self.processor.tokenizer, self.model.config.text_config.max_position_embeddings,
+                         'CLIPSeg')
 
   def heatmaps(self, image: np.ndarray, prompts: list[str]) -> np.ndarray:
     """RGB uint8 [H, W, 3] and P prompts -> probabilities float32 [P, H, W],

@@ -16,7 +16,7 @@ import numpy as np
 from seg_bridge.images import check_rgb_uint8
 from seg_bridge.loading import load_pretrained, pick_device
 from seg_bridge.maskers.candidates import mask_boxes
-from seg_bridge.types import ImageEmbedding, Instance, PromptError, Segmentation, parse_prompts
+from seg_bridge.types import ImageEmbedding, Instance, Segmentation, check_prompt_lengths, parse_prompts
 
 
 class Sam3Segmenter:
@@ -43,12 +43,8 @@ class Sam3Segmenter:
 
   def check_prompts(self, prompts: list[str]) -> None:
     """PromptError where a phrase is longer than SAM 3's text window."""
-    limit = self.model.config.text_config.max_position_embeddings
-    for prompt in prompts:
-      length = len(self.processor.tokenizer(prompt)['input_ids'])
-      if length > limit:
-        raise PromptError(f'the prompt {prompt[:40]!r}... is {length} tokens long; SAM 3 reads at most {limit}: '
-                          'shorten it.')
+    check_prompt_lengths(prompts, self.processor.tokenizer, self.model.config.text_config.max_position_embeddings,
+                         'SAM 3')
 
   def embed(self, image: np.ndarray) -> ImageEmbedding:
     """Encodes an RGB uint8 [H, W, 3] image once for any number of phrases."""
