@@ -19,6 +19,14 @@ def test_grids_are_products_of_axes_and_paired_fields_move_together():
       sweep.parse_grid([bad])
 
 
+def test_run_names_are_one_folder_each_and_never_shared():
+  assert sweep.run_name({'model.depth': 2, 'aug.flip': True}, 1) == 'depth-2_flip-True_seed-1'
+  paths = ['runs/teacher', 'runs_teacher', '/runs/teacher', '', 'a b']
+  names = [sweep.run_name({'distill.teacher_workdir': p}, 0) for p in paths]
+  assert len(set(names)) == len(names)
+  assert all('/' not in n and ' ' not in n for n in names)
+
+
 @pytest.mark.slow  # Two trainings by train.py in their own processes: about a minute.
 def test_a_sweep_of_two_tiny_runs_writes_its_table_and_plot(tmp_path, capsys):
   args = ['--config', 'tests/tiny_train_config.py', '--out', str(tmp_path), '--grid', 'model.depth=1,2',

@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import argparse
 import ast
+import hashlib
 import io
 import itertools
 import json
 import os
+import re
 import subprocess
 import sys
 
@@ -54,7 +56,17 @@ def _literal(text: str):
 
 
 def run_name(point: dict, seed: int) -> str:
-  return '_'.join(f'{k.rsplit(".", 1)[-1]}-{v}' for k, v in point.items()) + f'_seed-{seed}'
+  """{'model.depth': 2, 'distill.teacher_workdir': 'runs/t'} -> 'depth-2_teacher_workdir-runs_t-e49359_seed-0':
+  one folder name; a value with characters a name cannot hold (a path's '/') is
+  cleaned and keeps a short hash of itself, so that two values never share a run."""
+  parts = []
+  for field, value in point.items():
+    text = str(value)
+    safe = re.sub(r'[^A-Za-z0-9.=-]+', '_', text)
+    if safe != text:
+      safe += '-' + hashlib.sha1(text.encode()).hexdigest()[:6]
+    parts.append(f'{field.rsplit(".", 1)[-1]}-{safe}')
+  return '_'.join(parts) + f'_seed-{seed}'
 
 
 def run_point(config: str, point: dict, seed: int, fixed: list[str], workdir: str) -> dict | None:
