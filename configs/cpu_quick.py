@@ -17,14 +17,14 @@ Reaches: see README ("Results") and results/cpu_recipe.md, measured on the
 JPEG copy of CIFAR-10.
 """
 
-from configs import deit_ti
+from configs import deit_ti, model_section
 
 
 def get_config():
   config = deit_ti.get_config()
   config.data.source = 'folder:../shared/data/cifar10-jpeg.tar.gz'
-  config.model = dict(name='deit_tiny', patch_size=4, stem='patch', dim=128, depth=4, num_heads=4, mlp_dim=256,
-                      pool='mean', drop_path=0.0, dropout=0.0, dtype='float32')
+  config.model = model_section('deit_tiny', patch_size=4, stem='patch', dim=128, depth=4, num_heads=4, mlp_dim=256,
+                               pool='mean', drop_path=0.0, dropout=0.0, dtype='float32')
   config.aug.randaugment_layers = 0
   config.aug.random_erasing = 0.0
   config.aug.mixup_alpha = 0.0

@@ -16,6 +16,8 @@ Needs the data: TFDS cifar10 by default, or without network
 
 import ml_collections
 
+from configs import model_section
+
 
 def get_config() -> ml_collections.ConfigDict:
   config = ml_collections.ConfigDict()
@@ -29,8 +31,9 @@ def get_config() -> ml_collections.ConfigDict:
       mean=(0.4914, 0.4822, 0.4465),
       std=(0.2470, 0.2435, 0.2616),
   )
-  # A name from vit_jax.models.PRESETS and overrides of its fields (ViTConfig); stem: 'patch', 'conv' or 'resnet'.
-  config.model = dict(name='deit_tiny', patch_size=4, stem='patch', drop_path=0.1, dropout=0.0, dtype='bfloat16')
+  # A name from vit_jax.models.PRESETS and the fields it changes (ViTConfig; stem: 'patch', 'conv' or 'resnet');
+  # the other fields are unset (the preset's) and can be set too: --config.model.stem_width=32.
+  config.model = model_section('deit_tiny', patch_size=4, stem='patch', drop_path=0.1, dropout=0.0, dtype='bfloat16')
   config.loss = 'softmax_xent'  # vit_jax.losses.LOSSES
   # Distillation from a trained teacher (vit_jax.distill): '' trains without one.
   config.distill = dict(teacher_workdir='', kind='hard', temperature=1.0, alpha=0.5)

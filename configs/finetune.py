@@ -19,13 +19,13 @@ Memory: 60,000 images at 224x224 are 9 GB of uint8 on the device (a GPU job).
 Reaches: not yet measured here (no GPU, no network for the weights).
 """
 
-from configs import deit_ti
+from configs import deit_ti, model_section
 
 
 def get_config():
   config = deit_ti.get_config()
   config.data.image_size = 224
-  config.model = dict(name='deit_base', patch_size=16, stem='patch', drop_path=0.0, dropout=0.0, dtype='bfloat16')
+  config.model = model_section('deit_base', patch_size=16, stem='patch', drop_path=0.0, dropout=0.0, dtype='bfloat16')
   config.init = dict(weights='ViT-B_16.npz')
   deit_ti.crop_and_flip_only(config)
   config.aug.crop_padding = 28  # The CIFAR crop (4 of 32 pixels) at 224.

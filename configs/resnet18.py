@@ -11,12 +11,12 @@ Reaches: not yet measured here (a GPU job: on the 2-core CPU of this
 project's machine one epoch takes about 20 minutes).
 """
 
-from configs import deit_ti
+from configs import deit_ti, model_section
 
 
 def get_config():
   config = deit_ti.get_config()
-  config.model = dict(name='resnet18', width=64, dtype='bfloat16')  # vit_jax.models.PRESETS
+  config.model = model_section('resnet18', width=64, dtype='bfloat16')  # vit_jax.models.PRESETS
   deit_ti.crop_and_flip_only(config)
   config.batch_size = 128
   config.eval_batch_size = 1000

@@ -9,12 +9,12 @@ usual crop + flip, nor a batch size: crop + flip, batch 128, 5 warmup epochs.
 Reaches: not yet measured here (a GPU job).
 """
 
-from configs import deit_ti
+from configs import deit_ti, model_section
 
 
 def get_config():
   config = deit_ti.get_config()
-  config.model = dict(name='writeup_a', patch_size=4, stem='patch', drop_path=0.0, dropout=0.0, dtype='bfloat16')
+  config.model = model_section('writeup_a', patch_size=4, stem='patch', drop_path=0.0, dropout=0.0, dtype='bfloat16')
   deit_ti.crop_and_flip_only(config)
   config.batch_size = 128
   config.total_epochs = 80.0

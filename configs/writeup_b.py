@@ -16,7 +16,7 @@ Reaches: not yet measured here (GPU jobs; see results/ for CPU runs of the
 same models at a short budget, when there are).
 """
 
-from configs import deit_ti
+from configs import deit_ti, model_section
 
 VARIANTS = {'plain': 'writeup_b', 'conv': 'writeup_b_conv', 'hybrid': 'writeup_b_hybrid',
             'distilled': 'writeup_b_distilled'}
@@ -26,7 +26,7 @@ def get_config(variant='plain'):
   if variant not in VARIANTS:
     raise ValueError(f'configs/writeup_b.py:{variant}: choose one of {", ".join(VARIANTS)}.')
   config = deit_ti.get_config()
-  config.model = dict(name=VARIANTS[variant], patch_size=4, dtype='bfloat16')
+  config.model = model_section(VARIANTS[variant], patch_size=4, dtype='bfloat16')
   config.aug.randaugment_layers = 0
   config.batch_size = 256
   config.total_epochs = 200.0

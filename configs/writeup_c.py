@@ -9,12 +9,12 @@ it here). The write-up did not report its accuracy.
 Reaches: not yet measured here (a GPU job).
 """
 
-from configs import deit_ti
+from configs import deit_ti, model_section
 
 
 def get_config():
   config = deit_ti.get_config()
-  config.model = dict(name='writeup_c', patch_size=4, stem='patch', dtype='bfloat16')
+  config.model = model_section('writeup_c', patch_size=4, stem='patch', dtype='bfloat16')
   for key in ('random_erasing', 'mixup_alpha', 'cutmix_alpha'):
     config.aug[key] = 0
   config.batch_size = 128

@@ -9,12 +9,12 @@ flip, no other augmentation named.
 Reaches: not yet measured here (a GPU job).
 """
 
-from configs import deit_ti
+from configs import deit_ti, model_section
 
 
 def get_config():
   config = deit_ti.get_config()
-  config.model = dict(name='writeup_d', patch_size=4, stem='patch', dtype='bfloat16')
+  config.model = model_section('writeup_d', patch_size=4, stem='patch', dtype='bfloat16')
   deit_ti.crop_and_flip_only(config)
   config.batch_size = 256
   config.total_epochs = 200.0

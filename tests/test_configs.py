@@ -29,3 +29,28 @@ def test_an_unknown_variant_is_a_clear_error():
   from configs import writeup_b
   with pytest.raises(ValueError, match='choose one of plain, conv, hybrid, distilled'):
     writeup_b.get_config('huge')
+
+
+@pytest.mark.parametrize('name, variant', VARIANTS)
+def test_every_model_field_can_be_set_from_the_command_line(name, variant):
+  """A locked config takes no new keys: each field of the model's architecture is in config.model."""
+  import dataclasses
+
+  from configs import FROM_DATA
+  from vit_jax import models
+  module = importlib.import_module(f'configs.{name}')
+  config = module.get_config(variant) if variant else module.get_config()
+  architecture = models.section_config(config.model, image_size=32, num_classes=10)
+  assert set(config.model) == {'name'} | {f.name for f in dataclasses.fields(architecture)} - set(FROM_DATA)
+
+
+def test_unset_model_fields_keep_the_presets_values_and_set_ones_override_them():
+  from configs import model_section
+  from vit_jax import models
+  section = model_section('writeup_b_conv', patch_size=4)
+  assert section.stem is None and section.layerscale_init is None
+  section.stem_width, section.depth = 16, 2
+  cfg = models.section_config(section, image_size=32, num_classes=10)
+  assert (cfg.stem, cfg.layerscale_init, cfg.dim, cfg.stem_width, cfg.depth) == ('conv', 1e-4, 192, 16, 2)
+  with pytest.raises(TypeError, match='no model field widht'):
+    model_section('resnet18', widht=32)

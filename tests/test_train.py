@@ -125,7 +125,8 @@ def test_cli_rejects_an_unknown_config_key_in_one_line():
 
 def test_cli_missing_data_is_one_sentence(tmp_path):
   result = run_cli('--config', 'configs/cpu_quick.py', '--config.data.source=folder:/nowhere',
-                   f'--workdir={tmp_path}')
+                   f'--workdir={tmp_path}', '--config.model.stem=conv',
+                   '--config.model.stem_width=16')  # A model field that the config file leaves unset: accepted.
   assert result.returncode != 0
   assert result.stderr.strip().splitlines()[-1].startswith("error: image folder '/nowhere' does not exist")
   assert 'Traceback' not in result.stderr

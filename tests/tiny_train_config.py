@@ -11,7 +11,7 @@ import sys
 
 sys.path.insert(0, str(pathlib.Path(__file__).parent.parent))  # configs/, also when train.py loads this file.
 
-from configs import deit_ti  # noqa: E402
+from configs import deit_ti, model_section  # noqa: E402
 
 FIXTURE = pathlib.Path(__file__).resolve().parent / 'fixtures' / 'cifar10_small.tar.gz'
 
@@ -20,8 +20,8 @@ def tiny_config(**overrides):
   """DeiT recipe on a ViT small enough to train in seconds on the fixture."""
   config = deit_ti.get_config()
   config.data.source = f'folder:{FIXTURE}'
-  config.model = dict(name='deit_tiny', patch_size=8, stem='patch', dim=64, depth=2, num_heads=2, mlp_dim=128,
-                      drop_path=0.0, dropout=0.0, dtype='float32')
+  config.model = model_section('deit_tiny', patch_size=8, stem='patch', dim=64, depth=2, num_heads=2, mlp_dim=128,
+                               drop_path=0.0, dropout=0.0, dtype='float32')
   config.aug.randaugment_layers = 1
   config.aug.mixup_alpha = 0.0
   config.aug.cutmix_alpha = 0.0

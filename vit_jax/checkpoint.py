@@ -150,8 +150,7 @@ def model_of_run(workdir: str):
     config = json.load(f)
   with open(os.path.join(workdir, 'report.json')) as f:  # Written at the end of a run: its class count.
     num_classes = len(json.load(f)['per_class_accuracy'])
-  fields = dict(config['model'])
-  model = models.create_model(fields.pop('name'), image_size=config['data']['image_size'], num_classes=num_classes,
-                              **fields)
+  model = models.build(models.section_config(config['model'], image_size=config['data']['image_size'],
+                                             num_classes=num_classes))
   nnx.update(model, restore_best_params(workdir, nnx.state(model)))
   return model, config

@@ -49,10 +49,8 @@ def _schedule_steps(config, steps_per_epoch: int) -> tuple[int | None, int]:
 
 def build_model(config, num_classes: int, seed: int = 0) -> nnx.Module:
   """The model described by config.model: a name from vit_jax.models.PRESETS and overrides of its fields."""
-  overrides = dict(config.model)
-  name = overrides.pop('name')
   try:
-    model_cfg = models.model_config(name, num_classes=num_classes, image_size=config.data.image_size, **overrides)
+    model_cfg = models.section_config(config.model, num_classes=num_classes, image_size=config.data.image_size)
   except (TypeError, ValueError) as e:
     raise ConfigError(f'config.model: {e}') from None
   return models.build(model_cfg, seed=seed)

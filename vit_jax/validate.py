@@ -107,9 +107,8 @@ def check_config(config, device_count: int = 1) -> None:
   for name in ('batch_size', 'eval_batch_size'):
     if config[name] % device_count:
       raise ConfigError(f'config.{name}={config[name]} must be a multiple of the {device_count} devices.')
-  model = dict(config.model)
   try:
-    models.model_config(model.pop('name', None), image_size=config.data.image_size, **model)
+    model = models.section_config(config.model, image_size=config.data.image_size)
   except (TypeError, ValueError) as e:
     raise ConfigError(f'config.model: {e}') from None
   if config.optim.get('name', 'adamw') not in optim.OPTIMIZERS:
@@ -117,7 +116,7 @@ def check_config(config, device_count: int = 1) -> None:
                       f'{", ".join(map(repr, optim.OPTIMIZERS))}.')
   if config.get('loss', 'softmax_xent') not in losses.LOSSES:
     raise ConfigError(f'config.loss={config.loss!r}: must be one of {", ".join(map(repr, losses.LOSSES))}.')
-  low_res, patch = config.get('low_res_stage') or {}, config.model.get('patch_size', 4)
+  low_res, patch = config.get('low_res_stage') or {}, getattr(model, 'patch_size', 1)  # ResNets take any size.
   if low_res.get('fraction') and low_res['image_size'] % patch:
     raise ConfigError(f"config.low_res_stage.image_size={low_res['image_size']}: must be a multiple of the patch "
                       f'size {patch}.')

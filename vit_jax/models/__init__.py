@@ -49,6 +49,14 @@ def model_config(name: str, **overrides) -> ViTConfig | ResNetConfig:
   return ARCHITECTURES[architecture][0](**{**fields, **overrides})
 
 
+def section_config(section, **fields) -> ViTConfig | ResNetConfig:
+  """The config of a training config's `model` section ({'name': preset, field:
+  value}) with `fields` (the data's image_size, num_classes); fields set to None
+  there (unset) keep the preset's value."""
+  values = {k: v for k, v in dict(section).items() if v is not None}
+  return model_config(values.pop('name', None), **values, **fields)
+
+
 def create_model(name: str, *, seed: int = 0, **overrides) -> nnx.Module:
   """The model of preset `name` with `overrides`, initialised from `seed`."""
   return build(model_config(name, **overrides), seed=seed)
@@ -61,4 +69,4 @@ def build(cfg: ViTConfig | ResNetConfig, *, seed: int = 0) -> nnx.Module:
 
 
 __all__ = ['ARCHITECTURES', 'PRESETS', 'ResNet', 'ResNetConfig', 'ViT', 'ViTConfig', 'build', 'create_model',
-           'model_config']
+           'model_config', 'section_config']
