@@ -116,10 +116,13 @@ def write_outputs(out: str, rows: list[dict], header: str) -> None:
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  fig, ax = plt.subplots(figsize=(1.2 + 1.1 * len(rows), 3.2))
   labels = ['\n'.join(f'{f.rsplit(".", 1)[-1]}={r[f]}' for f in fields) for r in rows]
+  longest = max(len(line) for label in labels for line in label.split('\n'))  # Characters of 8-point text.
+  fig, ax = plt.subplots(figsize=(1.2 + max(1.1, 0.075 * longest) * len(rows), 3.2))
   means = [100 * (r['test_accuracy'] or 0) for r in rows]
-  ax.bar(range(len(rows)), means, yerr=[100 * (r['test_accuracy_std'] or 0) for r in rows], capsize=4)
+  bars = ax.bar(range(len(rows)), means, yerr=[100 * (r['test_accuracy_std'] or 0) for r in rows], capsize=4)
+  ax.bar_label(bars, [f'{m:.2f}' if r['runs'] else 'no run' for m, r in zip(means, rows)], fontsize=8,
+               label_type='center', color='white')
   ax.set_xticks(range(len(rows)), labels, fontsize=8)
   ax.set_ylabel('test accuracy (%)')
   ax.set_ylim(0, max(means + [1]) * 1.15)
