@@ -2,6 +2,7 @@ r"""Where the time of one ViT train step goes on this machine, op by op.
 
     python bench/profile_step.py                          # configs/cpu_quick.py's model, batch 128
     python bench/profile_step.py --dim 192 --depth 12 --heads 3 --mlp-dim 768 --batch-size 256   # DeiT-Ti/4
+    python bench/profile_step.py --stem resnet --stem-width 16 --calls 5    # a hybrid: which convolutions cost
 
 Traces forward + backward of the model (jax.profiler, XLA's per-op trace
 events on CPU), sums each XLA op's time over a few calls, and prints the
@@ -32,6 +33,8 @@ def main():
   parser.add_argument('--heads', type=int, default=4)
   parser.add_argument('--mlp-dim', type=int, default=256)
   parser.add_argument('--patch', type=int, default=4)
+  parser.add_argument('--stem', default='patch', help="the ViT's stem: patch, conv or resnet")
+  parser.add_argument('--stem-width', type=int, default=64, help='channels of the conv / ResNet stem')
   parser.add_argument('--calls', type=int, default=3)
   parser.add_argument('--top', type=int, default=20)
   args = parser.parse_args()
@@ -46,11 +49,12 @@ def main():
 
   from vit_jax.models import ViT, ViTConfig
 
-  cfg = ViTConfig(patch_size=args.patch, dim=args.dim, depth=args.depth, num_heads=args.heads, mlp_dim=args.mlp_dim,
-                  pool='mean')
-  graphdef, params = nnx.split(ViT(cfg, rngs=nnx.Rngs(0)), nnx.Param)
+  cfg = ViTConfig(patch_size=args.patch, stem=args.stem, stem_width=args.stem_width, dim=args.dim, depth=args.depth,
+                  num_heads=args.heads, mlp_dim=args.mlp_dim, pool='mean')
+  graphdef, params, rest = nnx.split(ViT(cfg, rngs=nnx.Rngs(0)), nnx.Param, ...)  # rest: the stems' BatchNorm stats.
   images = jnp.asarray(np.random.default_rng(0).normal(size=(args.batch_size, 32, 32, 3)).astype(np.float32))
-  grad = jax.jit(jax.grad(lambda p, x: jnp.sum(nnx.merge(graphdef, p)(x, train=True) ** 2)))
+  # The stems' BatchNorm updates its statistics in the step: they are arguments of grad too, to be its to update.
+  grad = jax.jit(lambda p, x: jax.grad(lambda pr: jnp.sum(nnx.merge(graphdef, *pr)(x, train=True) ** 2))((p, rest)))
   jax.block_until_ready(grad(params, images))
   start = time.perf_counter()
   for _ in range(args.calls):
