@@ -17,7 +17,7 @@ def model_section(name: str, **values) -> ml_collections.ConfigDict:
   every other field of its architecture's config as an unset placeholder, so
   that the command line can set any of them (--config.model.stem_width=16);
   a field left unset keeps the preset's value."""
-  config_class = models.ARCHITECTURES[models.PRESETS[name][0]][0]
+  config_class = type(models.model_config(name))  # ViTConfig or ResNetConfig; ValueError for an unknown name.
   hints = typing.get_type_hints(config_class)
   section = {'name': name}
   for field in dataclasses.fields(config_class):

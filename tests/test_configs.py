@@ -1,12 +1,14 @@
 """Every config file (and variant) loads, passes the checks, and builds its model."""
 
+import dataclasses
 import importlib
 import pathlib
 
 import pytest
 from flax import nnx
 
-from vit_jax import train
+from configs import FROM_DATA, model_section
+from vit_jax import models, train
 from vit_jax.validate import check_config
 
 CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).parent.parent / 'configs').glob('*.py') if p.stem != '__init__')
@@ -34,10 +36,6 @@ def test_an_unknown_variant_is_a_clear_error():
 @pytest.mark.parametrize('name, variant', VARIANTS)
 def test_every_model_field_can_be_set_from_the_command_line(name, variant):
   """A locked config takes no new keys: each field of the model's architecture is in config.model."""
-  import dataclasses
-
-  from configs import FROM_DATA
-  from vit_jax import models
   module = importlib.import_module(f'configs.{name}')
   config = module.get_config(variant) if variant else module.get_config()
   architecture = models.section_config(config.model, image_size=32, num_classes=10)
@@ -45,8 +43,6 @@ def test_every_model_field_can_be_set_from_the_command_line(name, variant):
 
 
 def test_unset_model_fields_keep_the_presets_values_and_set_ones_override_them():
-  from configs import model_section
-  from vit_jax import models
   section = model_section('writeup_b_conv', patch_size=4)
   assert section.stem is None and section.layerscale_init is None
   section.stem_width, section.depth = 16, 2
