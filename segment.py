@@ -22,7 +22,8 @@ Weights: --finder-model is a Hugging Face name (taken from the HF cache;
 default CIDAS/clipseg-rd64-refined or IDEA-Research/grounding-dino-tiny) or a
 folder saved with save_pretrained; --sam-checkpoint is an official SAM .pth
 file (https://dl.fbaipublicfiles.com/segment_anything/sam_vit_b_01ec64.pth
-for vit_b, sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth for vit_l / vit_h);
+for vit_b, sam_vit_l_0b3195.pth / sam_vit_h_4b8939.pth for vit_l / vit_h),
+by default downloaded once into torch.hub's checkpoint folder and checked;
 --sam2-model is a Hugging Face name or folder, like --finder-model. SAM 3
 (--finder sam3, default facebook/sam3) is gated on the Hub: accept its
 license there, then log in (hf auth login) and run once online, or save a
@@ -36,15 +37,14 @@ import os
 import sys
 import urllib.parse
 
-from seg_bridge.cli import OneLineParser, add_segmenter_arguments, checked, error, load_segmenter
+from seg_bridge.cli import (OneLineParser, add_segmenter_arguments, checked, error, load_segmenter, source_of,
+                            unique_sources)
+from vit_jax.images import IMAGE_SUFFIXES
 from vit_jax.interrupts import StopRequest
 
 STOP = StopRequest()  # Ctrl-C and SIGTERM: finished images are kept, never a traceback.
 if __name__ == '__main__':
   STOP.install()
-
-IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')
-
 
 def image_paths(inputs: list[str]) -> tuple[list[str], list[str]]:
   """Files, http(s) URLs, and the images in folders, each once; and a line
@@ -55,7 +55,7 @@ def image_paths(inputs: list[str]) -> tuple[list[str], list[str]]:
       try:
         paths += sorted(os.path.join(item, n) for n in os.listdir(item) if n.lower().endswith(IMAGE_SUFFIXES))
       except OSError as e:
-        errors.append(f'{item}: cannot list the folder ({e.strerror or e}).')
+        errors.append(f'{item!r}: cannot list the folder ({e.strerror or e}).')
     else:
       paths.append(item)
   return list(dict.fromkeys(paths)), errors
@@ -77,13 +77,13 @@ def in_shard(path: str, shard: tuple[int, int]) -> bool:
   return int.from_bytes(hashlib.sha256(path.encode()).digest()[:8], 'big') % count == index - 1
 
 
-def source_of(path: str) -> str:
-  """What identifies an image across runs: its URL, or its absolute path."""
-  return path if '://' in path else os.path.realpath(path)
-
-
 def stem_of(path: str) -> str:
-  return os.path.splitext(os.path.basename(urllib.parse.urlparse(path).path if '://' in path else path))[0]
+  if '://' in path:
+    try:
+      path = urllib.parse.urlparse(path).path
+    except ValueError:  # A malformed URL ('http://[::1'): its download fails in one line, later, alone.
+      path = path.rsplit('/', 1)[-1]
+  return os.path.splitext(os.path.basename(path))[0]
 
 
 def parse_args(argv=None):
@@ -112,6 +112,9 @@ def main(argv=None, stop=None) -> int:
   paths, listing_errors = image_paths(args.images)
   for line in listing_errors:
     print(f'error: {line}', file=sys.stderr)
+  paths, notes = unique_sources(paths)
+  for line in notes:
+    print(f'note: {line}', file=sys.stderr)
   if not paths:
     return error('no images found in the given folders.') if not listing_errors else 1
   try:
@@ -130,7 +133,7 @@ def main(argv=None, stop=None) -> int:
   try:
     segment_all(segmenter, settings, prompts, paths, mine, out, counts, redo=args.redo)
   except KeyboardInterrupt:
-    print(f'interrupted: {counts["written"] + counts["skipped"]} of {len(mine)} images done in {args.out}; run '
+    print(f'interrupted: {counts["written"] + counts["skipped"]} of {len(mine)} images done in {args.out!r}; run '
           'the same command again to finish the rest.', file=sys.stderr)
     return stop.exit_status if stop is not None else 130
   finally:
@@ -148,7 +151,7 @@ def segment_all(segmenter, settings, prompts, paths, mine, out, counts: collecti
   shards writing into one --out agree on them."""
   from tqdm import tqdm
 
-  from seg_bridge.images import ImageError, load_image
+  from vit_jax.images import ImageError, load_image
   from seg_bridge.loading import reason
 
   sources = [source_of(p) for p in paths]
@@ -169,15 +172,15 @@ def segment_all(segmenter, settings, prompts, paths, mine, out, counts: collecti
       continue
     except OSError as e:
       counts['failed'] += 1
-      tqdm.write(f'error: {path}: cannot write its results to {out.root!r} ({e.strerror or e}).', file=sys.stderr)
+      tqdm.write(f'error: {path!r}: cannot write its results to {out.root!r} ({e.strerror or e}).', file=sys.stderr)
       continue
     except Exception as e:  # The finder or SAM cannot take this image (e.g. a few pixels wide); the rest go on.
       counts['failed'] += 1
-      tqdm.write(f'error: {path}: cannot segment it ({reason(e)}).', file=sys.stderr)
+      tqdm.write(f'error: {path!r}: cannot segment it ({reason(e)}).', file=sys.stderr)
       continue
     counts['written'] += 1
-    found = ', '.join(f'{i.label} {i.score:.2f}' for i in result.instances) or 'nothing'
-    tqdm.write(f'{path}: {found} -> {os.path.join(out.root, name)}')
+    found = ', '.join(f'{i.label!r} {i.score:.2f}' for i in result.instances) or 'nothing'
+    tqdm.write(f'{path!r}: {found} -> {os.path.join(out.root, name)!r}')
 
 
 if __name__ == '__main__':

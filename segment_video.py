@@ -27,7 +27,8 @@ import collections
 import os
 import sys
 
-from seg_bridge.cli import OneLineParser, add_segmenter_arguments, checked, error, load_segmenter
+from seg_bridge.cli import (OneLineParser, add_segmenter_arguments, checked, error, load_segmenter, source_of,
+                            unique_sources)
 from vit_jax.interrupts import StopRequest
 
 STOP = StopRequest()  # Ctrl-C and SIGTERM: finished videos are kept, never a traceback.
@@ -77,7 +78,9 @@ def main(argv=None, stop=None) -> int:
     options, prompts = checked(args)
   except (PromptError, ValueError) as e:
     return error(str(e))
-  paths = video_paths(args.videos)
+  paths, notes = unique_sources(video_paths(args.videos))
+  for line in notes:
+    print(f'note: {line}', file=sys.stderr)
   if not paths:
     return error('no videos found in the given folders.')
   try:
@@ -94,7 +97,7 @@ def main(argv=None, stop=None) -> int:
     for path in paths:
       segment_video(tracker, settings, prompts, path, out, counts, redo=args.redo, max_frames=args.max_frames)
   except KeyboardInterrupt:
-    print(f'interrupted: {counts["written"] + counts["skipped"]} of {len(paths)} videos done in {args.out}; run '
+    print(f'interrupted: {counts["written"] + counts["skipped"]} of {len(paths)} videos done in {args.out!r}; run '
           'the same command again to finish the rest.', file=sys.stderr)
     return stop.exit_status if stop is not None else 130
   finally:
@@ -121,7 +124,7 @@ def segment_video(tracker, settings, prompts, path, out, counts, *, redo: bool, 
   from seg_bridge.video_io import VideoError, VideoReader
   from seg_bridge.video_outputs import VideoOutputs
 
-  source = os.path.realpath(path)
+  source = source_of(path)
   name = out.assign_names([source], [os.path.splitext(os.path.basename(path))[0]])[0]
   if not redo and out.is_done(name, source, settings):
     counts['skipped'] += 1
@@ -144,14 +147,14 @@ def segment_video(tracker, settings, prompts, path, out, counts, *, redo: bool, 
     return
   except OSError as e:
     counts['failed'] += 1
-    print(f'error: {path}: cannot write its results to {out.root!r} ({e.strerror or e}).', file=sys.stderr)
+    print(f'error: {path!r}: cannot write its results to {out.root!r} ({e.strerror or e}).', file=sys.stderr)
     return
   except Exception as e:  # pylint: disable=broad-except  (the models cannot take this video; the rest go on)
     counts['failed'] += 1
-    print(f'error: {path}: cannot segment it ({reason(e)}).', file=sys.stderr)
+    print(f'error: {path!r}: cannot segment it ({reason(e)}).', file=sys.stderr)
     return
   counts['written'] += 1
-  print(f'{path}: {len(outputs.seen)} objects -> {os.path.join(out.root, name)}')
+  print(f'{path!r}: {len(outputs.seen)} objects -> {os.path.join(out.root, name)!r}')
 
 
 if __name__ == '__main__':

@@ -46,10 +46,22 @@ def fail(message: str, status: int):
   sys.exit(status)
 
 
+def _quiet_closed_loops() -> None:
+  """Drops the 'Event loop is closed' reports that tensorstore's late
+  callbacks print after Orbax gave up on a failed save (a full disk): the
+  failure itself is said in one line."""
+  def closed_loop(value) -> bool:
+    return isinstance(value, RuntimeError) and str(value) == 'Event loop is closed'
+  excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
+  sys.excepthook = lambda kind, value, tb: closed_loop(value) or excepthook(kind, value, tb)
+  sys.unraisablehook = lambda unraisable: closed_loop(unraisable.exc_value) or unraisablehook(unraisable)
+
+
 def main(argv):
   if len(argv) > 1:
-    fail(f'unexpected arguments: {" ".join(argv[1:])}; options are --flag=value (see --help).', 2)
-  logging.set_verbosity(logging.ERROR)
+    fail(f'unexpected arguments: {" ".join(map(repr, argv[1:]))}; options are --flag=value (see --help).', 2)
+  logging.set_verbosity(logging.FATAL)  # Orbax logs its failures (e.g. a full disk) from threads; they arrive as one line.
+  _quiet_closed_loops()
   try:
     import jax
     from vit_jax.data import DataError
@@ -67,8 +79,8 @@ def main(argv):
     fail(str(e), 2)
   except FloatingPointError as e:  # Diverged: the checkpoints before it are kept.
     fail(f'training diverged: {e}', 1)
-  except OSError as e:  # Disk full, no permission, ...
-    fail(f'{e.strerror or e}: {e.filename or ""}'.rstrip(': '), 1)
+  except OSError as e:  # Disk full, no permission, ...: the checkpoints before it are kept.
+    fail(f'{e.strerror}: {e.filename!r}' if e.strerror and e.filename else str(e.strerror or e), 1)
 
 
 def _parse_flags(argv):

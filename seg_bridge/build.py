@@ -29,7 +29,7 @@ class Options:
   finder: str = 'clipseg'  # A name of FINDERS, or of SEGMENTERS (which need no masker).
   finder_model: str | None = None  # HF name or folder; None: the finder's standard checkpoint.
   masker: str = 'sam'  # A name of MASKERS.
-  masker_model: str | None = None  # SAM: a .pth file; SAM 2: HF name or folder; None: the standard one.
+  masker_model: str | None = None  # SAM: a .pth file; SAM 2: HF name or folder; None: the standard one (SAM's downloaded once).
   sam_type: str = 'vit_b'  # SAM only: vit_b, vit_l or vit_h.
   min_score: float | None = None  # The finder's confidence a match needs (None: the finder's default).
   threshold: float | None = None  # CLIPSeg only: a fixed heatmap threshold (None: adaptive).
@@ -66,9 +66,8 @@ def build(options: Options) -> tuple[Segmenter, dict]:
   finder = make_finder(options.finder, options.finder_model, options.device, **finder_options)
   masker_options = {'model_type': options.sam_type} if options.masker == 'sam' else {}
   masker = make_masker(options.masker, options.masker_model, options.device, **masker_options)
-  masker_model = options.masker_model or masker.default_model
   settings = {'finder': options.finder, 'finder_model': options.finder_model or finder.default_model,
               **finder_options,
-              'masker': (f'SAM {options.sam_type} {os.path.realpath(masker_model)}' if options.masker == 'sam'
-                         else f'SAM 2 {masker_model}')}
+              'masker': (f'SAM {options.sam_type} {os.path.realpath(masker.checkpoint)}' if options.masker == 'sam'
+                         else f'SAM 2 {options.masker_model or masker.default_model}')}
   return TextSegmenter(finder, masker), settings

@@ -1,6 +1,6 @@
 """What segment.py and segment_video.py share on the command line: the
-segmenter's options, one-line errors, the checks before any model loads, and
-loading the segmenter."""
+segmenter's options, one-line errors, the checks before any model loads,
+loading the segmenter, and what identifies an input (each done once)."""
 
 from __future__ import annotations
 
@@ -37,7 +37,9 @@ def add_segmenter_arguments(parser: argparse.ArgumentParser) -> None:
                            'which finds every instance and outlines it itself (no SAM options then).')
   parser.add_argument('--finder-model', default=None,
                       help="The finder's Hugging Face name or local folder (default: its standard checkpoint).")
-  parser.add_argument('--sam-checkpoint', default=None, help='SAM .pth checkpoint file (default: sam_vit_b_01ec64.pth).')
+  parser.add_argument('--sam-checkpoint', default=None,
+                      help="SAM .pth checkpoint file (default: the official one of --sam-type, downloaded once into "
+                           "torch.hub's checkpoint folder).")
   parser.add_argument('--sam-type', default='vit_b', choices=('vit_b', 'vit_l', 'vit_h'))
   parser.add_argument('--sam2-model', default=None,
                       help='Use SAM 2 instead: a Hugging Face name (e.g. facebook/sam2.1-hiera-large) or a local '
@@ -100,3 +102,22 @@ def check_out(path: str) -> None:
     raise ValueError(f'--out {path!r} {where}; give a folder.')
   if not os.access(existing, os.W_OK | os.X_OK):
     raise ValueError(f'--out {path!r}: no permission to write in {existing!r}; give a folder you can write to.')
+
+
+def source_of(path: str) -> str:
+  """What identifies an input across runs: its URL, or its absolute path (links resolved)."""
+  return path if '://' in path else os.path.realpath(path)
+
+
+def unique_sources(paths: list[str]) -> tuple[list[str], list[str]]:
+  """The paths naming distinct inputs (a file given twice, through a link
+  or '..', is done once, under the first name), and a note for each other."""
+  first, kept, notes = {}, [], []
+  for path in paths:
+    source = source_of(path)
+    if source in first:
+      notes.append(f'{path!r} is the same file as {first[source]!r}; it is segmented once, as the latter.')
+    else:
+      first[source] = path
+      kept.append(path)
+  return kept, notes

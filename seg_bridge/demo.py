@@ -4,7 +4,7 @@ download the masks and JSON; or, in the Video tab, upload a clip and get it
 back with each object's mask and stable ID, and its per-frame masks.
 
     python -m seg_bridge.demo                                   # http://127.0.0.1:7860
-    python -m seg_bridge.demo --sam-checkpoint sam_vit_b_01ec64.pth --sam2-model facebook/sam2.1-hiera-large
+    python -m seg_bridge.demo --sam2-model facebook/sam2.1-hiera-large   # SAM's weights: fetched once
 
 Models load on first use of each finder / masker and are kept; one loaded
 model serves every request (its image embedding is per call, not state).
@@ -159,7 +159,7 @@ def main(argv=None):
   parser.add_argument('--clipseg-model', default=None, help='CLIPSeg: HF name or folder.')
   parser.add_argument('--dino-model', default=None, help='Grounding DINO: HF name or folder.')
   parser.add_argument('--sam3-model', default=None, help='SAM 3: HF name or folder.')
-  parser.add_argument('--sam-checkpoint', default=None, help='SAM .pth file (default: sam_vit_b_01ec64.pth).')
+  parser.add_argument('--sam-checkpoint', default=None, help='SAM .pth file (default: the official ViT-B one, downloaded once).')
   parser.add_argument('--sam2-model', default=None, help='SAM 2: HF name or folder.')
   parser.add_argument('--tracker-model', default=None, help='SAM 2 video model for the Video tab: HF name or folder '
                       '(default facebook/sam2.1-hiera-large).')

@@ -26,7 +26,7 @@ import shutil
 import numpy as np
 from PIL import Image, ImageDraw
 
-from vit_jax.files import replace_dir, restore_dir
+from vit_jax.files import Busy, hold_lock, replace_dir, restore_dir
 
 RESULT = 'result.json'
 
@@ -76,17 +76,11 @@ def safe_stem(stem: str) -> str:
 
 
 def _lock(path: str, exclusive: bool, busy: str):
-  """An open file holding an advisory lock on `path`; OutputError(busy) where another process holds it."""
-  handle = open(path, 'a')
+  """hold_lock, with OutputError(busy) where another process holds it."""
   try:
-    import fcntl
-    fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
-  except ImportError:  # Windows: no advisory locks; one run at a time is then the user's care.
-    pass
-  except OSError:
-    handle.close()
+    return hold_lock(path, exclusive)
+  except Busy:
     raise OutputError(busy) from None
-  return handle
 
 
 class OutputFolder:

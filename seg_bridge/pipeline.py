@@ -1,6 +1,6 @@
 """Text-prompted segmentation behind a numpy interface: a finder and a masker, composed.
 
-    segmenter = TextSegmenter(make_finder('clipseg'), make_masker('sam', 'sam_vit_b_01ec64.pth'))
+    segmenter = TextSegmenter(make_finder('clipseg'), make_masker('sam'))
     result = segmenter.segment(image, 'skateboard, cap')  # image: RGB uint8 [H, W, 3]
     for inst in result.instances:
       inst.label, inst.mask, inst.score, inst.box      # str, bool [H, W], float, float32 [4] xyxy
@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seg_bridge.images import check_rgb_uint8
+from vit_jax.images import check_rgb_uint8
 from seg_bridge.maskers.candidates import mask_boxes
 from seg_bridge.types import Finder, Instance, Masker, Segmentation, parse_prompts
 

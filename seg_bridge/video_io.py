@@ -15,6 +15,8 @@ import os
 
 import numpy as np
 
+from vit_jax.images import not_a_file
+
 
 class VideoError(ValueError):
   """A file that is not a readable video."""
@@ -24,12 +26,15 @@ class VideoReader:
   def __init__(self, path: str, max_frames: int | None = None):
     import av
     if not os.path.isfile(path):
-      raise VideoError(f'{path}: no such video file.')
+      raise VideoError(f'{path!r}: {not_a_file(path)}.')
     try:
       self.container = av.open(path)
-      self.stream = self.container.streams.video[0]
-    except (av.FFmpegError, IndexError, UnicodeDecodeError) as e:
-      raise VideoError(f'{path}: not a readable video ({getattr(e, "strerror", None) or type(e).__name__}).') from None
+    except (av.FFmpegError, UnicodeDecodeError) as e:
+      raise VideoError(f'{path!r}: not a readable video ({getattr(e, "strerror", None) or type(e).__name__}).') from None
+    if not self.container.streams.video:
+      self.container.close()
+      raise VideoError(f'{path!r}: holds no video stream (only sound or data); give a video file.')
+    self.stream = self.container.streams.video[0]
     self.path, self.max_frames = path, max_frames
     rate = self.stream.average_rate or self.stream.guessed_rate or 25
     self.fps = float(rate)
@@ -47,7 +52,7 @@ class VideoReader:
           return
         yield frame.to_ndarray(format='rgb24')
     except av.FFmpegError as e:
-      raise VideoError(f'{self.path}: the video is damaged after frame {k} ({e.strerror or type(e).__name__}).') from None
+      raise VideoError(f'{self.path!r}: the video is damaged after frame {k} ({e.strerror or type(e).__name__}).') from None
 
   def close(self) -> None:
     self.container.close()

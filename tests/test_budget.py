@@ -65,19 +65,52 @@ def test_smaller_images_get_a_resized_position_embedding():
   assert model(np.zeros((3, 16, 16, 3), np.float32)).shape == (3, 10)
 
 
-def test_a_time_budget_is_planned_and_met(tmp_path):
-  config = tiny_config(total_epochs=0.0, total_seconds=20.0, **{'aug.randaugment_layers': 0,  # Compiles fast.
+class FakeClock:
+  """Seconds that pass only where the test says: in a train step (full size
+  or small images) and an evaluation batch, so the plan is tested exactly,
+  whatever the machine's load."""
+
+  def __init__(self, monkeypatch, full_step: float, low_res_step: float, eval_batch: float):
+    self.now = 0.0
+    make_train_step, evaluate = steps.make_train_step, steps.evaluate
+
+    def timed_make_train_step(*args, image_size=None, **kwargs):
+      step, cost = make_train_step(*args, image_size=image_size, **kwargs), low_res_step if image_size else full_step
+
+      def timed_step(*step_args):
+        self.now += cost
+        return step(*step_args)
+      return timed_step
+
+    def timed_evaluate(predict, variables, images, batch_size):
+      self.now += eval_batch * -(-len(images) // batch_size)
+      return evaluate(predict, variables, images, batch_size)
+    monkeypatch.setattr(steps, 'make_train_step', timed_make_train_step)
+    monkeypatch.setattr(steps, 'evaluate', timed_evaluate)
+
+  def __call__(self) -> float:
+    return self.now
+
+
+def test_a_time_budget_is_planned_and_met(tmp_path, monkeypatch):
+  clock = FakeClock(monkeypatch, full_step=1.0, low_res_step=0.25, eval_batch=2.0)
+  config = tiny_config(total_epochs=0.0, total_seconds=60.0, **{'aug.randaugment_layers': 0,  # Compiles fast.
                                                                 'low_res_stage.fraction': 0.5})
-  result = train.train_and_evaluate(config, str(tmp_path))
+  result = train.train_and_evaluate(config, str(tmp_path), clock=clock)
   report = json.loads((tmp_path / 'report.json').read_text())
   plans = [r for r in records(tmp_path) if 'plan' in r]
   assert len(plans) == 1 and plans[0]['step'] == budget.CALIBRATION_STEPS
   first = plans[0]['plan']
-  assert first['low_res_step_seconds'] < first['step_seconds']  # Half of the steps on 16x16 images.
-  assert report['steps'] == report['plan']['total_steps'] > 3 * 9  # Several epochs of 9 steps, as replanned.
-  assert 0.9 * 20.0 <= report['train_seconds'] <= 1.05 * 20.0, report
+  assert (first['low_res_step_seconds'], first['step_seconds'], first['eval_seconds']) == (0.25, 1.0, 2.0)
+  assert report['steps'] == report['plan']['total_steps'] > 3 * 9  # Several epochs of 9 steps.
+  # The budget is met, and nearly filled: one more step (and its evaluation) would not have fit.
+  assert 60.0 - (1.0 + 2.0) < report['train_seconds'] <= 60.0, report
+  low = budget.low_res_steps(0.5, report['steps'])
   evals = [r['step'] for r in records(tmp_path) if 'val_accuracy' in r]
   assert evals == [s for s in range(9, report['steps'], 9)] + [report['steps']]
+  spent = (8 * 0.25 + 8 * 1.0 + 2 * 2.0  # Calibration (small images), its full-size probe, the timed evaluation.
+           + (low - 8) * 0.25 + (report['steps'] - low) * 1.0 + len(evals) * 2.0)
+  assert report['train_seconds'] == pytest.approx(spent)  # Every second of the clock is accounted for.
   assert result['test_accuracy'] == report['test_accuracy']
 
 

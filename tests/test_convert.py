@@ -96,7 +96,7 @@ def test_a_google_npz_loads_as_timm_loads_it(tmp_path):
 def test_damaged_or_missing_weights_files_are_one_clear_error(tmp_path, name, content):
   model = ViT(ViTConfig(dim=32, depth=1, num_heads=2), rngs=nnx.Rngs(0))
   (tmp_path / name).write_bytes(content)
-  with pytest.raises(ValueError, match=f'{name} cannot be read as weights'):
+  with pytest.raises(ValueError, match=f"{name}' cannot be read as weights"):
     convert.load_file(model, str(tmp_path / name))
   with pytest.raises(FileNotFoundError, match='no weights file'):
     convert.load_file(model, str(tmp_path / 'missing.npz'))
@@ -123,7 +123,7 @@ def test_a_run_starts_from_pretrained_weights(tmp_path, capsys):
   train.load_initial_weights(model, path)
   np.testing.assert_allclose(model.blocks[1].mlp.fc2.kernel[...], reference.blocks[1].mlp.fc2.weight.detach().numpy().T)
   train.train_and_evaluate(tiny_config(total_epochs=1, **{'init.weights': path}), str(tmp_path / 'run'))
-  assert (f'Initial weights from {path}; head: new (1000 -> 10 classes), left at its initialisation; pos_embed '
+  assert (f'Initial weights from {path!r}; head: new (1000 -> 10 classes), left at its initialisation; pos_embed '
           'resampled from 65 to 17 tokens.\n') in capsys.readouterr().out
   with pytest.raises(ConfigError, match="config.init.weights: no weights file '/nowhere.npz'; download it"):
     train.load_initial_weights(model, '/nowhere.npz')

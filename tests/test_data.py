@@ -78,7 +78,7 @@ def test_missing_split_and_not_an_archive(tmp_path):
     data.load(f'folder:{tmp_path}')
   junk = tmp_path / 'junk.tar.gz'
   junk.write_bytes(b'garbage')
-  with pytest.raises(DataError, match='cannot read archive'):
+  with pytest.raises(DataError, match='cannot read the archive .* not a tar archive'):
     data.load(f'folder:{junk}')
 
 

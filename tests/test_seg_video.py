@@ -157,7 +157,7 @@ def test_the_command_writes_overlay_masks_and_id_maps(tmp_path, clipseg_dir, sam
           '--out', str(out), clip, str(tmp_path / 'broken.mp4'), str(tmp_path / 'cut.mp4')]
   assert segment_video.main(args) == 1  # The broken files fail alone, each in one line.
   errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith('error: ')]
-  assert len(errors) == 2 and 'broken.mp4: not a readable video' in errors[0] and 'cut.mp4: not a readable' in errors[1]
+  assert len(errors) == 2 and "broken.mp4': not a readable video" in errors[0] and "cut.mp4': not a readable" in errors[1]
   record = json.loads((out / 'clip' / 'result.json').read_text())
   assert record['frames'] == 8 and record['fps'] == 10.0 and record['objects']
   lines = [json.loads(line) for line in (out / 'clip' / 'masks.jsonl').read_text().splitlines()]

@@ -21,7 +21,8 @@ from seg_tiny import save_tiny_sam2, tiny_sam  # noqa: E402
 @pytest.fixture
 def tiny_sam_checkpoints(monkeypatch):
   """SAM checkpoints load as the tiny SAM (the real loader is tested in test_seg_sam)."""
-  monkeypatch.setattr(SamMasker, 'load', classmethod(lambda cls, path, device, model_type: cls(tiny_sam(), 'cpu')))
+  monkeypatch.setattr(SamMasker, 'load', classmethod(
+      lambda cls, path, device, model_type: cls(tiny_sam(), 'cpu', checkpoint=path or 'sam_vit_b_01ec64.pth')))
 
 
 def photo(path, size=(96, 64), mode='RGB'):
@@ -93,7 +94,7 @@ def test_bad_images_fail_alone_and_the_rest_is_processed(tmp_path, clipseg_dir, 
   (folder / 'broken.jpg').write_bytes(b'\xff\xd8\xff not a jpeg')
   status = segment.main(['--prompt', 'dog', str(folder), *everything(clipseg_dir, tmp_path / 'out')])
   assert status == 1
-  assert 'broken.jpg: not a readable image' in capsys.readouterr().err
+  assert "broken.jpg': not a readable image" in capsys.readouterr().err
   names = sorted(p.name for p in (tmp_path / 'out').iterdir())
   assert 'gray' in names and 'rgba' in names and not any(n.startswith('broken') for n in names)
 

@@ -219,7 +219,7 @@ def test_images_the_models_cannot_take_fail_alone(tmp_path, clipseg_dir, dino_di
                               *finder, str(folder)], capsys)
     assert status == 1, stderr
     errors = [line for line in stderr.splitlines() if line.startswith('error: ')]
-    assert any('text.jpg: not a readable image' in e for e in errors)
+    assert any("text.jpg': not a readable image" in e for e in errors)
     assert any('truncated.png' in e for e in errors) and any('empty.png' in e for e in errors)
     done = assert_complete(out)
     assert {'a_good', 'z_good', 'sixteen_bit'} <= set(done)

@@ -80,7 +80,7 @@ CONFIG_CASES = [
     ({'model.dtype': 'float8'}, "dtype must be 'float32', 'bfloat16' or 'float16'"),
     ({'batch_size': 5000}, 'is larger than the 900 training images left after holding out config.data.val_size=100.'),
     ({'data.source': 'folder:/nowhere'}, "image folder '/nowhere' does not exist"),
-    ({'data.source': 'folder:train.py'}, "cannot read archive 'train.py'"),
+    ({'data.source': 'folder:train.py'}, "cannot read the archive 'train.py'"),
     ({'data.source': 'imagenet'}, "unknown data source 'imagenet'"),
 ]
 
@@ -104,7 +104,7 @@ CLI_CASES = [
     (['--config.optim.lrr=1'], 'Did you mean "lr"'),
     (['--config.batch_size=many'], "invalid literal for int() with base 10: 'many'"),
     (['--no_such_flag'], 'Unknown command line flag'),
-    (['extra'], 'unexpected arguments: extra'),
+    (['extra'], "unexpected arguments: 'extra'"),
     (['--config=configs/none.py'], "cannot load the config file: "),
     (['--config=configs/writeup_b.py:huge'], 'configs/writeup_b.py:huge: choose one of plain, conv, hybrid'),
     (['--workdir=README.md'], "--workdir 'README.md' cannot be used"),
@@ -157,7 +157,7 @@ def test_resuming_with_other_settings_is_refused_and_keeps_the_config(tmp_path, 
   result = run(tmp_path, '--config.total_epochs=1', '--config.batch_size=50')
   assert result.returncode == 2 and 'Traceback' not in result.stderr
   assert result.stderr.strip().splitlines() == [
-      f'error: {tmp_path} holds a run started with other settings (batch_size 100 -> 50); use another --workdir, '
+      f'error: {str(tmp_path)!r} holds a run started with other settings (batch_size 100 -> 50); use another --workdir, '
       'or pass --resume_with_changes to go on with the new ones.']
   assert (tmp_path / 'config.json').read_text() == original
   # Settings that do not change the computation may change.
@@ -298,3 +298,46 @@ def test_a_damaged_best_checkpoint_falls_back_to_the_best_before(tmp_path, unint
   assert len(jax.tree.leaves(params)) == len(jax.tree.leaves(older))
   for a, b in zip(jax.tree.leaves(params), jax.tree.leaves(older)):  # Both in sorted key order.
     np.testing.assert_array_equal(a, b)
+
+# ------------------------------------------------------------------- a full disk
+
+@pytest.fixture
+def small_disk(tmp_path):
+  """A tmpfs of a given size (remountable), as a full disk; root only."""
+  if os.geteuid() != 0 or not shutil.which('mount'):
+    pytest.skip('mounting a small tmpfs (a disk that fills up) needs root')
+  mount = tmp_path / 'disk'
+  mount.mkdir()
+
+  def resize(size: int):
+    options = f'size={size}' if not os.path.ismount(mount) else f'remount,size={size}'
+    subprocess.run(['mount', '-t', 'tmpfs', '-o', options, 'tmpfs', str(mount)], check=True)
+    return mount
+  yield resize
+  if os.path.ismount(mount):
+    subprocess.run(['umount', str(mount)], check=True)
+
+
+def disk_usage(folder) -> int:
+  return sum(p.stat().st_size for p in folder.rglob('*') if p.is_file())
+
+
+def test_a_disk_full_while_checkpointing_is_one_line_and_loses_nothing(uninterrupted, small_disk):
+  reference_dir, expected = uninterrupted
+  checkpoints = reference_dir / 'checkpoints'
+  latest, best = (disk_usage(next((checkpoints / s).iterdir())) for s in ('latest', 'best'))
+  disk = small_disk(2 * latest + 2 * best + 64 * 1024)  # Room for two epochs' checkpoints, not for a third.
+  workdir = disk / 'run'
+  result = run(workdir, *KILL_CONFIG)
+  lines = result.stderr.strip().splitlines()
+  assert result.returncode == 1 and 'Traceback' not in result.stderr and len(lines) == 1, result.stderr
+  failed = re.fullmatch(r"error: cannot write the checkpoint of step (\d+) in '.*' \(No space left on device\); the "
+                        r'one of step (\d+) is kept, and the same command resumes from it once there is room\.',
+                        lines[0])
+  assert failed and int(failed[1]) in (18, 27), lines
+  small_disk(64 * 1024 * 1024)  # Room again: the same command finishes the run as if never stopped.
+  result = run(workdir, *KILL_CONFIG)
+  assert result.returncode == 0, result.stderr
+  assert re.search(r'Resuming from step (9|18|27) in', result.stdout), result.stdout
+  assert_same_outcome(expected, outcome(workdir))
+  assert not list(workdir.rglob('*tmp*'))

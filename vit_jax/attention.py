@@ -84,13 +84,13 @@ def main(argv: list[str]) -> int:
   args = parser.parse_args(argv)
   from PIL import Image
 
-  from seg_bridge.images import ImageError, load_image  # The one reader of user images (numpy and PIL only).
+  from vit_jax.images import ImageError, load_image
   from vit_jax import augment, models
   from vit_jax.checkpoint import model_of_run
   try:
     model, config = model_of_run(args.workdir)
     if not isinstance(model, models.ViT):
-      raise ValueError(f'{args.workdir} holds a {type(model).__name__}; attention maps are for ViTs.')
+      raise ValueError(f'{args.workdir!r} holds a {type(model).__name__}; attention maps are for ViTs.')
     size = config['data']['image_size']
     images = np.stack([np.asarray(Image.fromarray(load_image(p)).resize((size, size), Image.BICUBIC))
                        for p in args.images])
@@ -99,7 +99,7 @@ def main(argv: list[str]) -> int:
   except (ImageError, FileNotFoundError, ValueError, KeyError) as e:
     print(f'error: {e}', file=sys.stderr)
     return 2
-  print(f'Wrote {args.out}')
+  print(f'Wrote {args.out!r}')
   return 0
 
 

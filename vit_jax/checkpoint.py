@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import sys
 from typing import Any
 
@@ -24,6 +25,19 @@ import orbax.checkpoint as ocp
 from vit_jax.files import atomic_write, sha256_tree
 
 MANIFEST = 'sha256.json'
+
+
+class CheckpointWriteError(OSError):
+  """A checkpoint could not be written (a full disk, ...); the message says which is kept."""
+
+
+def _short(error: BaseException) -> str:
+  """The gist of a storage error: 'No space left on device', not a page of tensorstore context."""
+  text = ' '.join(str(error).split())
+  for gist in ('No space left on device', 'Disk quota exceeded', 'Permission denied', 'Read-only file system'):
+    if gist.lower() in text.lower():
+      return gist
+  return getattr(error, 'strerror', None) or text[:150] or type(error).__name__
 
 
 def _abstract(tree):
@@ -81,8 +95,15 @@ class Checkpoints:
   def _save(self, manager: ocp.CheckpointManager, step: int, tree) -> None:
     if step in manager.all_steps():  # Saved before an interruption: replace it.
       manager.delete(step)
-    manager.save(step, args=ocp.args.StandardSave(tree), force=True)
-    manager.wait_until_finished()
+    try:
+      manager.save(step, args=ocp.args.StandardSave(tree), force=True)
+      manager.wait_until_finished()
+    except (OSError, ValueError, RuntimeError) as e:  # Orbax reports a full disk as ValueError('RESOURCE_EXHAUSTED...').
+      kept = [s for s in manager.all_steps() if s != step]
+      raise CheckpointWriteError(
+          f'cannot write the checkpoint of step {step} in {str(manager.directory)!r} ({_short(e)}); '
+          + (f'the one of step {max(kept)} is kept, and the same command resumes from it once there is room.'
+             if kept else 'free some space and run the same command again.')) from None
     if jax.process_index() == 0:
       root = os.path.join(str(manager.directory), str(step))
       atomic_write(os.path.join(root, MANIFEST), json.dumps(sha256_tree(root, skip=(MANIFEST,)), indent=0).encode())
@@ -131,12 +152,12 @@ def restore_best_params(workdir: str, params_like: Any):
   copy falls back to the best before it."""
   directory = os.path.join(os.path.abspath(workdir), 'checkpoints', 'best')
   if not os.path.isdir(directory):
-    raise FileNotFoundError(f'no checkpoint in {directory}; train first with: python train.py --workdir {workdir}')
+    raise FileNotFoundError(f'no checkpoint in {directory!r}; train first with: python train.py --workdir {shlex.quote(workdir)}')
   manager = _manager(directory, read_only=True)
   step, params = _restore_newest_sound(manager, params_like, 'best', delete=False)
   manager.close()
   if step is None:
-    raise FileNotFoundError(f'no sound checkpoint in {directory}; train again with: python train.py --workdir {workdir}')
+    raise FileNotFoundError(f'no sound checkpoint in {directory!r}; train again with: python train.py --workdir {shlex.quote(workdir)}')
   return params
 
 

@@ -173,9 +173,9 @@ def load_file(model: ViT, path: str) -> list[str]:
     state_dict = torch.load(path, map_location='cpu', weights_only=True)
     return load_timm_state_dict(model, state_dict.get('model', state_dict) if isinstance(state_dict, dict) else {})
   except (KeyError, ValueError) as e:
-    raise ValueError(f'{path}: {str(e).strip(chr(39))}') from None
+    raise ValueError(f'{path!r}: {str(e).strip(chr(39))}') from None
   except Exception as e:  # A damaged file: each library has its own errors.
-    raise ValueError(f'{path} cannot be read as weights ({type(e).__name__}: {str(e).splitlines()[0][:150]}).') from None
+    raise ValueError(f'{path!r} cannot be read as weights ({type(e).__name__}: {str(e).splitlines()[0][:150]}).') from None
 
 
 def timm_kwargs(cfg: ViTConfig) -> dict:

@@ -15,16 +15,18 @@ ImageFolder); for CIFAR-10 that is its label order.
 from __future__ import annotations
 
 import dataclasses
-import io
+import lzma
 import os
 import socket
+import sys
 import tarfile
+import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 from PIL import Image
 
-_IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')
+from vit_jax.images import IMAGE_SUFFIXES, ImageError, decode
 
 
 class DataError(Exception):
@@ -69,56 +71,108 @@ def _load_folder(path: str, splits: Sequence[str], image_size: int | None) -> di
   if not os.path.exists(path):
     raise DataError(f'image folder {path!r} does not exist; give a directory or .tar.gz laid out as split/class/image.jpg.')
   files: dict[str, dict[str, list[tuple[str, bytes]]]] = {split: {} for split in splits}
-  for name, read in _walk(path):
+  folders: dict[str, set[str]] = {split: set() for split in splits}  # Class folders, with or without images.
+  for name, content in _walk(path):
     parts = name.strip('/').split('/')
-    if len(parts) < 3 or parts[-3] not in files or not parts[-1].lower().endswith(_IMAGE_SUFFIXES):
+    if content is None:  # A folder.
+      if len(parts) >= 2 and parts[-2] in folders:
+        folders[parts[-2]].add(parts[-1])
       continue
-    files[parts[-3]].setdefault(parts[-2], []).append((name, read()))
+    if len(parts) < 3 or parts[-3] not in files or not parts[-1].lower().endswith(IMAGE_SUFFIXES):
+      continue
+    folders[parts[-3]].add(parts[-2])
+    files[parts[-3]].setdefault(parts[-2], []).append((name, content))
   missing = [split for split in splits if not files[split]]
   if missing:
     raise DataError(f'{path!r} has no images under {", ".join(missing)}/CLASS/; expected split/class/image.jpg.')
+  for split in splits:
+    for empty in sorted(folders[split] - set(files[split])):
+      print(f'warning: {path!r}: the class folder {split}/{empty}/ holds no images; it is left out.', file=sys.stderr)
   class_names = tuple(sorted(files[splits[0]]))
   out = {}
   for split in splits:
     unknown = sorted(set(files[split]) - set(class_names))
     if unknown:
-      raise DataError(f'{path!r}: classes {unknown} in {split}/ are not in {splits[0]}/.')
-    named = [(name, data, label) for label, cls in enumerate(class_names)
-             for name, data in sorted(files[split].get(cls, []))]
-    images = _stack([_decode(name, data, image_size) for name, data, _ in named], path)
+      raise DataError(f'{path!r}: classes {unknown} in {split}/ are not in {splits[0]}/'
+                      + (' (their folders there hold no images).' if set(unknown) & folders[splits[0]] else '.'))
+    named = [(name, content, label) for label, cls in enumerate(class_names)
+             for name, content in sorted(files[split].get(cls, []))]
+    images = _stack([_decode(name, content, image_size) for name, content, _ in named], path)
     labels = np.array([label for _, _, label in named], np.int32)
     out[split] = Dataset(images, labels, class_names)
   return out
 
 
-def _walk(path: str) -> Iterator[tuple[str, callable]]:
-  """(relative name, reader of its bytes) for every file of a dir or tar."""
+def _walk(path: str) -> Iterator[tuple[str, bytes | None]]:
+  """(relative name, bytes) of every file of a directory or archive, and
+  (name, None) of every folder; DataError where any of it cannot be read."""
   if os.path.isdir(path):
-    for root, _, names in os.walk(path):
-      for n in names:
-        full = os.path.join(root, n)
-        yield os.path.relpath(full, path).replace(os.sep, '/'), lambda full=full: open(full, 'rb').read()
+    def unreadable(error: OSError):
+      raise DataError(f'cannot read {error.filename!r} in {path!r} ({error.strerror}).')
+    try:
+      for root, dirs, names in os.walk(path, onerror=unreadable):
+        for n in dirs:
+          yield os.path.relpath(os.path.join(root, n), path).replace(os.sep, '/'), None
+        for n in names:
+          full = os.path.join(root, n)
+          with open(full, 'rb') as f:
+            yield os.path.relpath(full, path).replace(os.sep, '/'), f.read()
+    except OSError as e:
+      raise DataError(f'cannot read {e.filename!r} in {path!r} ({e.strerror}).') from None
     return
   try:
-    with tarfile.open(path) as tar:
+    with tarfile.open(path, tarinfo=_TarInfo) as tar:
       for member in tar:
         if member.isfile():
-          yield member.name, lambda member=member: tar.extractfile(member).read()
-  except (tarfile.TarError, OSError, EOFError) as e:
-    reason = 'not a tar archive' if isinstance(e, tarfile.ReadError) else ' '.join(str(e).split())[:150]
-    raise DataError(f'cannot read archive {path!r} ({reason}); it must be a directory or a .tar/.tar.gz of '
-                    'split/class/image files.') from None
+          yield member.name, tar.extractfile(member).read()
+        elif member.isdir():
+          yield member.name, None
+      if not isinstance(getattr(tar, 'end_of_members', None), tarfile.EOFHeaderError):
+        raise DataError(f'the archive {path!r} is damaged or cut short: its list of files breaks off after '
+                        f'{len(tar.members)} entries, before the end-of-archive marker; get a complete copy.')
+      while tar.fileobj.read(1 << 20):  # The rest of a compressed stream: its checksum and length are checked at its end.
+        pass
+  except DataError:
+    raise
+  except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
+    opened = 'could not be opened' not in str(e)
+    reason = ' '.join(str(e).split())[:150] or type(e).__name__ if opened else 'not a tar archive'
+    raise DataError(f'cannot read the archive {path!r} ({reason}): it is damaged, cut short or not a tar archive; '
+                    'it must be a complete directory or .tar/.tar.gz of split/class/image files.') from None
 
 
-def _decode(name: str, data: bytes, image_size: int | None) -> np.ndarray:
+class _TarInfo(tarfile.TarInfo):
+  """A tar header reader that records why the list of members ended: Python's
+  tarfile takes a damaged header, or a file cut at a member boundary, for the
+  end of the archive, where only the end-of-archive block (zeros) is."""
+
+  @classmethod
+  def fromtarfile(cls, tar: tarfile.TarFile):
+    try:
+      return super().fromtarfile(tar)
+    except tarfile.HeaderError as e:
+      tar.end_of_members = e
+      raise
+
+
+def _decode(name: str, content: bytes, image_size: int | None) -> np.ndarray:
   try:
-    with Image.open(io.BytesIO(data)) as img:
-      img = img.convert('RGB')
-      if image_size and img.size != (image_size, image_size):
-        img = img.resize((image_size, image_size), Image.BICUBIC)
-      return np.asarray(img, np.uint8)
-  except (OSError, ValueError, Image.DecompressionBombError) as e:
-    raise DataError(f'cannot decode image {name!r}: {e}') from None
+    image = decode(content, name)
+  except ImageError as e:
+    raise DataError(f'cannot decode an image of the data set: {e}') from None
+  if image_size and image.shape[:2] != (image_size, image_size):
+    image = np.asarray(Image.fromarray(image).resize((image_size, image_size), Image.BICUBIC))
+  return image
+
+
+def describe(splits: dict[str, Dataset]) -> str:
+  """What was read, in one line: images per split and per class."""
+  parts = []
+  for split, data in splits.items():
+    counts = np.bincount(data.labels, minlength=len(data.class_names))
+    each = f'{counts[0]:,} each' if counts.min() == counts.max() else f'{counts.min():,} to {counts.max():,} a class'
+    parts.append(f'{split} {len(data):,} images in {np.count_nonzero(counts)} classes ({each})')
+  return 'Data: ' + '; '.join(parts) + '.'
 
 
 def _stack(images: list[np.ndarray], path: str) -> np.ndarray:

@@ -17,6 +17,7 @@ without one learns both through its one head.
 
 from __future__ import annotations
 
+import shlex
 from typing import Any, NamedTuple
 
 import jax
@@ -44,8 +45,8 @@ def load_teacher(workdir: str, *, num_classes: int, mean, std) -> Teacher:
   try:
     teacher, config = model_of_run(workdir)
   except FileNotFoundError as e:
-    raise ConfigError(f'{field}: no finished training run there ({e.filename or e} is missing); train the teacher '
-                      f'first, e.g. python train.py --config configs/resnet18.py --workdir {workdir}') from None
+    raise ConfigError(f'{field}: no finished training run there ({e.filename or e!r} is missing); train the teacher '
+                      f'first, e.g. python train.py --config configs/resnet18.py --workdir {shlex.quote(workdir)}') from None
   except (ValueError, KeyError, TypeError) as e:  # A config.json or checkpoint that describes no model.
     raise ConfigError(f'{field}: not a usable run ({str(e).splitlines()[0][:150]}).') from None
   if teacher.cfg.num_classes != num_classes:

@@ -4,25 +4,36 @@ A reader, or a run started after a crash, sees the old version or the new one,
 never a mixture:
 
     atomic_write('report.json', data)              # one file
+    with atomic_file('weights.pth') as f: ...      # one file, streamed
     replace_dir(new, 'out/dog', old='out/.old')    # a folder of files, in one rename
     sha256_tree(folder)                            # {relative path: digest}
+
+and one process at a time in a folder:
+
+    with hold_lock('workdir/.lock'):               # files.Busy while another holds it
+      ...
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import shutil
 import tempfile
+from collections.abc import Iterator
+from typing import IO, BinaryIO
 
 
-def atomic_write(path: str, data: bytes) -> None:
-  """Writes `data` to `path` so that readers see the old file or the new one."""
+@contextlib.contextmanager
+def atomic_file(path: str) -> Iterator[BinaryIO]:
+  """A binary file to write that appears at `path` only when the block ends
+  without an exception (flushed to disk first); otherwise nothing changes."""
   directory = os.path.dirname(os.path.abspath(path))
   fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path), suffix='.tmp')
   try:
     with os.fdopen(fd, 'wb') as f:
-      f.write(data)
+      yield f
       f.flush()
       os.fsync(f.fileno())
     umask = os.umask(0)
@@ -32,6 +43,12 @@ def atomic_write(path: str, data: bytes) -> None:
   except BaseException:
     os.unlink(tmp)
     raise
+
+
+def atomic_write(path: str, data: bytes) -> None:
+  """Writes `data` to `path` so that readers see the old file or the new one."""
+  with atomic_file(path) as f:
+    f.write(data)
 
 
 def replace_dir(new: str, target: str, old: str) -> None:
@@ -72,3 +89,23 @@ def sha256_tree(root: str, skip: tuple[str, ...] = ()) -> dict[str, str]:
           digest.update(chunk)
       digests[relative] = digest.hexdigest()
   return digests
+
+
+class Busy(OSError):
+  """Another process holds the lock."""
+
+
+def hold_lock(path: str, exclusive: bool = True) -> IO:
+  """An open file holding an advisory lock on `path` (shared where not
+  `exclusive`) until it is closed, or the process ends however it ends;
+  Busy where another process holds a conflicting one. Use it in `with`."""
+  handle = open(path, 'a')
+  try:
+    import fcntl
+    fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+  except ImportError:  # Windows: no advisory locks; one run at a time is then the user's care.
+    pass
+  except OSError:
+    handle.close()
+    raise Busy(path) from None
+  return handle

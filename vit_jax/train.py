@@ -34,7 +34,7 @@ from tqdm import tqdm
 from vit_jax import data as data_lib
 from vit_jax import attention, augment, budget, convert, distill, losses, models, optim, report, steps
 from vit_jax.checkpoint import Checkpoints, saved_steps
-from vit_jax.files import atomic_write
+from vit_jax.files import Busy, atomic_write, hold_lock
 from vit_jax.interrupts import Interrupted, StopRequest
 from vit_jax.validate import ConfigError, check_config, check_schedule, config_changes
 
@@ -63,7 +63,7 @@ def load_initial_weights(model: nnx.Module, path: str) -> None:
     notes = convert.load_file(model, path)
   except (FileNotFoundError, ValueError) as e:
     raise ConfigError(f'config.init.weights: {e}') from None
-  print(f'Initial weights from {path}' + ''.join(f'; {note}' for note in notes) + '.')
+  print(f'Initial weights from {path!r}' + ''.join(f'; {note}' for note in notes) + '.')
 
 
 def _objective(config, num_classes: int, mesh) -> tuple[Callable, tuple]:
@@ -98,7 +98,7 @@ def _check_resume(config, workdir: str, allow_changes: bool, step: int) -> None:
   listed = ', '.join(f'{field} {old!r} -> {new!r}' for field, old, new in changes[:4])
   listed += f' and {len(changes) - 4} more' if len(changes) > 4 else ''
   if not allow_changes:
-    raise ConfigError(f'{workdir} holds a run started with other settings ({listed}); use another --workdir, or '
+    raise ConfigError(f'{workdir!r} holds a run started with other settings ({listed}); use another --workdir, or '
                       'pass --resume_with_changes to go on with the new ones.')
   print(f'Resuming with changed settings: {listed}.')
   atomic_write(os.path.join(workdir, f'config_until_step_{step}.json'), stored.encode())
@@ -106,20 +106,35 @@ def _check_resume(config, workdir: str, allow_changes: bool, step: int) -> None:
 
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        on_step: Callable[[int], None] | None = None, stop: StopRequest | None = None,
-                       resume_with_changes: bool = False) -> dict:
+                       resume_with_changes: bool = False, clock: Callable[[], float] = time.perf_counter) -> dict:
   """Trains (or resumes) in `workdir`, then writes and returns the report.
+
+  One run at a time in a work directory: a second one is refused with
+  ConfigError while the first holds its lock (released however it ends).
 
   on_step(step): called after every step (a hook for tests and tools).
   stop: a StopRequest; while training, a signal stops the run after the
     current step with a checkpoint (KeyboardInterrupt is raised then).
   resume_with_changes: resume even where the config differs from the run's.
+  clock: seconds, for the time budget and throughput (a fake one in tests).
   """
-  is_main = jax.process_index() == 0
   check_config(config, jax.device_count())
   try:
     os.makedirs(workdir, exist_ok=True)
+    lock = hold_lock(os.path.join(workdir, f'.lock-process-{jax.process_index()}'))
+  except Busy:
+    raise ConfigError(f'another train.py is running in --workdir {workdir!r}; wait for it to finish, or use '
+                      'another --workdir.') from None
   except OSError as e:
-    raise ConfigError(f'--workdir {workdir!r} cannot be used ({e.strerror}).') from None
+    raise ConfigError(f'--workdir {workdir!r} cannot be used ({e.strerror or e}); give a folder you can write '
+                      'to.') from None
+  with lock:
+    return _train_and_evaluate(config, workdir, on_step=on_step, stop=stop, resume_with_changes=resume_with_changes,
+                               clock=clock)
+
+
+def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_changes: bool, clock) -> dict:
+  is_main = jax.process_index() == 0
   saved = saved_steps(workdir)
   if saved:
     _check_resume(config, workdir, resume_with_changes, max(saved))
@@ -127,6 +142,8 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   # ----------------------------------------------------------------- data
   splits = data_lib.load(config.data.source, ('train', 'test'), image_size=config.data.image_size,
                          data_dir=config.data.get('data_dir') or None)
+  if is_main:
+    print(data_lib.describe(splits))
   train_data, test_data, val_data = splits['train'], splits['test'], None
   val_size = config.data.get('val_size', 0)
   if val_size:
@@ -180,7 +197,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     try:
       start_step, restored = checkpoints.restore_latest(state)
     except (ValueError, KeyError, TypeError) as e:
-      raise ConfigError(f'cannot resume from the checkpoint in {workdir}: it does not match this config '
+      raise ConfigError(f'cannot resume from the checkpoint in {workdir!r}: it does not match this config '
                         f'({str(e).splitlines()[0][:150]}); use another --workdir.') from None
     if restored is not None:
       state = restored
@@ -193,17 +210,17 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       metrics_log.truncate(start_step)
       atomic_write(os.path.join(workdir, 'config.json'), config.to_json_best_effort(indent=2).encode())
       if start_step:
-        print(f'Resuming from step {start_step} in {workdir}.')
+        print(f'Resuming from step {start_step} in {workdir!r}.')
     records = [r for r in metrics_log.read() if r['step'] <= start_step]  # Also where another host truncates.
     evaluated = {r['step'] for r in records if 'val_accuracy' in r}
     best = max((r['val_accuracy'] for r in records if 'val_accuracy' in r), default=-1.0)
     plan = next((budget.Plan(**r.get('plan') or r['replan']) for r in reversed(records)
                  if 'plan' in r or 'replan' in r), None)
     seconds_before = max((r.get('elapsed_seconds', 0.0) for r in records), default=0.0)
-    started = time.perf_counter()
+    started = clock()
 
     def elapsed():  # Seconds of training in this work directory, over all resumptions.
-      return seconds_before + time.perf_counter() - started
+      return seconds_before + clock() - started
 
     def run_eval(state, step):
       """Evaluates on the validation split; saves the best variables and logs the result, unless done before."""
@@ -234,22 +251,22 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       if low_res_step is not None:
         probe, times = jax.tree.map(jnp.copy, state), []
         for _ in range(budget.CALIBRATION_STEPS):
-          t = time.perf_counter()
+          t = clock()
           probe, probe_metrics = train_step(probe, train_images, train_labels, *objective_args)
           jax.block_until_ready(probe_metrics)
-          times.append(time.perf_counter() - t)
+          times.append(clock() - t)
         full_size = float(np.median(times[1:]))
       eval_seconds = 0.0
       if val_data is not None:
         one_batch = val_images[:config.eval_batch_size]
         steps.evaluate(predict, steps.eval_variables(state), one_batch, config.eval_batch_size)  # Compiles.
-        t = time.perf_counter()
+        t = clock()
         steps.evaluate(predict, steps.eval_variables(state), one_batch, config.eval_batch_size)
-        eval_seconds = (time.perf_counter() - t) * -(-len(val_data) // config.eval_batch_size)
-      t = time.perf_counter()
+        eval_seconds = (clock() - t) * -(-len(val_data) // config.eval_batch_size)
+      t = clock()
       checkpoints.save_latest(step, state)
       return budget.Plan(config.total_seconds, step, step_seconds=full_size, eval_seconds=eval_seconds,
-                         checkpoint_seconds=time.perf_counter() - t, low_res_fraction=low_res['fraction'],
+                         checkpoint_seconds=clock() - t, low_res_fraction=low_res['fraction'],
                          low_res_step_seconds=low_res_seconds)
 
     def replan(step, state, first=False):
@@ -273,26 +290,26 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
       try:
         while step < total_steps:
           calibrating = total_steps == steps.UNPLANNED
-          t = time.perf_counter()
+          t = clock()
           with jax.transfer_guard('disallow'):
             in_flight = metrics
             state, metrics = step_fn(step, total_steps)(state, train_images, train_labels, *objective_args)
             if calibrating:
               jax.block_until_ready(metrics)
-              step_times.append(time.perf_counter() - t)
+              step_times.append(clock() - t)
             elif in_flight is not None:  # Keep one step queued: progress shows finished steps.
               jax.block_until_ready(in_flight)
           step += 1
           progress.update()
           if mark is None and plan is not None:
             jax.block_until_ready(metrics)
-            mark = (step, time.perf_counter())
+            mark = (step, clock())
           if step % config.log_every_steps == 0 or step == total_steps:
             metrics = jax.device_get(metrics)
             if not (np.isfinite(metrics['loss']) and np.isfinite(metrics['grad_norm'])):
               raise FloatingPointError(f'the loss or gradient norm is not finite at step {step}; lower config.optim.lr '
                                        'or set config.optim.grad_clip_norm.')
-            now = time.perf_counter()
+            now = clock()
             record = {'step': step, 'epoch': step / steps_per_epoch, **{k: float(v) for k, v in metrics.items()},
                       'elapsed_seconds': elapsed()}
             if last_log is not None:
@@ -309,24 +326,24 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
               metrics_log.write({'step': step, 'plan': dataclasses.asdict(plan)})
               tqdm.write(f'Planned {total_steps} steps ({total_steps / steps_per_epoch:.3g} epochs) in '
                          f'{config.total_seconds:g} s.')
-            last_log, mark = None, (step, time.perf_counter())  # Planning time is not training throughput.
+            last_log, mark = None, (step, clock())  # Planning time is not training throughput.
           replanning = mark is not None and evaluates(step) and step < total_steps
           if replanning:
-            plan.rescale(first=mark[0], last=step, seconds=time.perf_counter() - mark[1])
+            plan.rescale(first=mark[0], last=step, seconds=clock() - mark[1])
           if due(step, config.checkpoint_every_epochs) or evaluates(step):
-            t = time.perf_counter()
+            t = clock()
             checkpoints.save_latest(step, state)  # Before evaluating: a stop during it does not lose it.
-            plan_checkpoint_seconds = time.perf_counter() - t
+            plan_checkpoint_seconds = clock() - t
           if evaluates(step):
-            t = time.perf_counter()
+            t = clock()
             run_eval(state, step)
             last_log = None  # Evaluation time is not training throughput.
             if replanning:  # Redo the plan with the times measured since the last one.
-              plan.eval_seconds, plan.checkpoint_seconds = time.perf_counter() - t, plan_checkpoint_seconds
+              plan.eval_seconds, plan.checkpoint_seconds = clock() - t, plan_checkpoint_seconds
               total_steps, state = replan(step, state)
               if is_main:
                 metrics_log.write({'step': step, 'replan': dataclasses.asdict(plan)})
-              mark = (step, time.perf_counter())
+              mark = (step, clock())
           if on_step is not None:
             on_step(step)
           if stop is not None and stop.requested and step < total_steps:

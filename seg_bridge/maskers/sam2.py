@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from seg_bridge.images import check_rgb_uint8
+from vit_jax.images import check_rgb_uint8
 from seg_bridge.loading import load_pretrained, pick_device
 from seg_bridge.maskers.candidates import CandidateMasker
 from seg_bridge.types import ImageEmbedding

@@ -1,25 +1,34 @@
-"""Reading any image a user may give as RGB uint8 [H, W, 3], or one clear error.
+"""The one image reader of both packages: any image a user or a data set
+gives, as RGB uint8 [H, W, 3], or one clear error (standard library, numpy
+and PIL only).
 
-Reads files and http(s) URLs. Handles grayscale, RGBA / LA (composited on
-white), palette, 16-bit and float images, and EXIF orientation (phones store
-rotated pixels). A file that is missing, is not an image, is truncated, or is
-larger than `max_pixels`, and a URL that cannot be fetched, raise
-`ImageError` with one sentence naming it.
+Reads files, bytes (members of archives) and http(s) URLs. Handles grayscale,
+RGBA / LA (composited on white), palette, 16-bit and float images, and EXIF
+orientation (phones store rotated pixels). A file that is missing, a folder,
+a broken link, not an image, truncated, or larger than `max_pixels`, and a
+URL that cannot be fetched in time, raise `ImageError` with one sentence
+naming it (names quoted, so a control character cannot break the line).
+
+    image = load_image('photo.jpg')                   # or 'https://...'
+    image = decode(data, name='train/cat/0001.jpg')   # bytes of an image file
 """
 
 from __future__ import annotations
 
+import errno
 import io
 import os
-import urllib.error
-import urllib.request
 import warnings
 
 import numpy as np
 from PIL import Image, ImageOps
 
+from vit_jax import download
+
+IMAGE_SUFFIXES = ('.jpg', '.jpeg', '.png', '.bmp', '.gif', '.webp', '.tif', '.tiff')  # What a folder's images end with.
 MAX_PIXELS = 100_000_000  # 100 MP: about 300 MB as RGB, already slow for any finder.
 MAX_DOWNLOAD_BYTES = 100_000_000
+MAX_DOWNLOAD_SECONDS = 120.0  # The whole download: a server that trickles cannot hold a run.
 
 
 class ImageError(ValueError):
@@ -54,40 +63,52 @@ def is_url(source: str) -> bool:
   return source.startswith(('http://', 'https://'))
 
 
-def fetch(url: str, timeout: float = 30.0) -> io.BytesIO:
-  """The bytes at an http(s) URL, in memory, or ImageError."""
-  try:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-      data = response.read(MAX_DOWNLOAD_BYTES + 1)
-  except (urllib.error.URLError, OSError, ValueError) as e:
-    reason = f'HTTP {e.code} {e.reason}' if isinstance(e, urllib.error.HTTPError) else getattr(e, 'reason', e)
-    raise ImageError(f'{url}: could not download it ({reason}).') from None
-  if len(data) > MAX_DOWNLOAD_BYTES:
-    raise ImageError(f'{url}: larger than {MAX_DOWNLOAD_BYTES // 1_000_000} MB; download and downscale it first.')
-  return io.BytesIO(data)
+def not_a_file(path: str) -> str:
+  """Why `path` is not a file to read, in a few words."""
+  if os.path.isdir(path):
+    return 'is a folder, not a file'
+  if os.path.islink(path):
+    try:
+      os.stat(path)
+    except OSError as e:
+      return 'is a symbolic link loop' if e.errno == errno.ELOOP else 'is a broken symbolic link'
+  if os.path.exists(path):
+    return 'is not a regular file'
+  return 'no such file'
 
 
 def load_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
   """Reads a file or http(s) URL as RGB uint8 [H, W, 3], upright per its EXIF orientation."""
   if is_url(path):
-    source = fetch(path)
+    try:
+      source = io.BytesIO(download.fetch(path, max_bytes=MAX_DOWNLOAD_BYTES, max_seconds=MAX_DOWNLOAD_SECONDS))
+    except download.DownloadError as e:
+      raise ImageError(str(e)) from None
   elif os.path.isfile(path):
     source = path
   else:
-    raise ImageError(f'{path}: no such file.')
+    raise ImageError(f'{path!r}: {not_a_file(path)}.')
+  return decode(source, path, max_pixels)
+
+
+def decode(source: str | bytes | io.IOBase, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+  """An image file (a path, its bytes, or a binary file) as RGB uint8
+  [H, W, 3], upright; ImageError naming `name` where it cannot be read."""
+  if isinstance(source, bytes):
+    source = io.BytesIO(source)
   try:
     with warnings.catch_warnings():
       warnings.simplefilter('error', Image.DecompressionBombWarning)
       with Image.open(source) as image:
         width, height = image.size
         if width * height > max_pixels:
-          raise ImageError(f'{path}: {width}x{height} is larger than {max_pixels // 1_000_000} megapixels; '
+          raise ImageError(f'{name!r}: {width}x{height} is larger than {max_pixels // 1_000_000} megapixels; '
                            'downscale it first.')
         image.load()
         return to_rgb_uint8(ImageOps.exif_transpose(image))
   except ImageError:
     raise
   except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-    raise ImageError(f'{path}: too many pixels to decode safely; downscale it first.') from None
+    raise ImageError(f'{name!r}: too many pixels to decode safely; downscale it first.') from None
   except (OSError, SyntaxError, ValueError) as e:  # PIL's errors for unknown, broken and truncated files.
-    raise ImageError(f'{path}: not a readable image ({e}).') from None
+    raise ImageError(f'{name!r}: not a readable image ({" ".join(str(e).split())}).') from None
