@@ -46,6 +46,7 @@ STOP = StopRequest()  # Ctrl-C and SIGTERM: finished images are kept, never a tr
 if __name__ == '__main__':
   STOP.install()
 
+
 def image_paths(inputs: list[str]) -> tuple[list[str], list[str]]:
   """Files, http(s) URLs, and the images in folders, each once; and a line
   for each folder that cannot be listed."""

@@ -120,13 +120,20 @@ def _walk(path: str) -> Iterator[tuple[str, bytes | None]]:
     except OSError as e:
       raise DataError(f'cannot read {e.filename!r} in {path!r} ({e.strerror}).') from None
     return
+  for member, content in tar_entries(path):
+    if member.isfile():
+      yield member.name, content
+    elif member.isdir():
+      yield member.name, None
+
+
+def tar_entries(path: str, read: bool = True) -> Iterator[tuple[tarfile.TarInfo, bytes | None]]:
+  """(member, its bytes if `read` and it is a file) of every member of a .tar
+  / .tar.gz; DataError where the archive is damaged or cut short anywhere."""
   try:
     with tarfile.open(path, tarinfo=_TarInfo) as tar:
       for member in tar:
-        if member.isfile():
-          yield member.name, tar.extractfile(member).read()
-        elif member.isdir():
-          yield member.name, None
+        yield member, tar.extractfile(member).read() if read and member.isfile() else None
       if not isinstance(getattr(tar, 'end_of_members', None), tarfile.EOFHeaderError):
         raise DataError(f'the archive {path!r} is damaged or cut short: its list of files breaks off after '
                         f'{len(tar.members)} entries, before the end-of-archive marker; get a complete copy.')

@@ -1,0 +1,200 @@
+"""Random-access sources of encoded images, for streaming (vit_jax.stream).
+
+A source is `len(source)`, `source[i] -> (encoded image bytes, label)`,
+`source.name(i)` (for messages) and `source.class_names`; it holds no open
+file between calls, so Grain can send it to worker processes.
+
+    open_source('folder:/data/imagenet', 'train')    # a directory, or an uncompressed .tar, of split/class/image
+    open_source('arrayrecord:/data/in1k', 'train')   # shards written by python -m vit_jax.arrayrecord
+    open_source('tfds:imagenet2012', 'train')        # a prepared TFDS data set (array_record files)
+
+A split's classes are its sorted class folders (those with images); give
+`class_names` (the training split's) to read another split in that order.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import struct
+import sys
+import tarfile
+from collections.abc import Sequence
+
+import numpy as np
+
+from vit_jax.data import DataError, tar_entries
+from vit_jax.images import IMAGE_SUFFIXES
+
+INDEX = 'index.json'  # An ArrayRecord folder's table of contents.
+
+
+def _classes(found: dict[str, list], where: str, class_names: Sequence[str] | None) -> tuple[str, ...]:
+  """The class order: `class_names`, or the sorted classes with images; empty
+  class folders are said, classes outside `class_names` refused."""
+  for empty in sorted(k for k, v in found.items() if not v):
+    print(f'warning: the class folder {where}/{empty}/ holds no images; it is left out.', file=sys.stderr)
+  present = sorted(k for k, v in found.items() if v)
+  if not present:
+    raise DataError(f'{where!r} has no images in CLASS/ folders; expected split/class/image.jpg.')
+  if class_names is None:
+    return tuple(present)
+  unknown = sorted(set(present) - set(class_names))
+  if unknown:
+    raise DataError(f'{where!r}: classes {unknown} are not among the training classes.')
+  return tuple(class_names)
+
+
+class FolderSource:
+  """split/class/image files of a directory, read on demand."""
+
+  def __init__(self, root: str, split: str, class_names: Sequence[str] | None = None):
+    where = os.path.join(root, split)
+    if not os.path.isdir(where):
+      raise DataError(f'{root!r} has no folder {split}/; expected split/class/image.jpg.')
+    try:
+      found = {c: sorted(n for n in os.listdir(os.path.join(where, c)) if n.lower().endswith(IMAGE_SUFFIXES))
+               for c in os.listdir(where) if os.path.isdir(os.path.join(where, c))}
+    except OSError as e:
+      raise DataError(f'cannot read {e.filename!r} ({e.strerror}).') from None
+    self.root, self.class_names = where, _classes(found, where, class_names)
+    self.paths = [f'{c}/{n}' for c in self.class_names for n in found.get(c, [])]
+    self.labels = np.array([k for k, c in enumerate(self.class_names) for _ in found.get(c, [])], np.int32)
+
+  def __len__(self) -> int:
+    return len(self.paths)
+
+  def name(self, i: int) -> str:
+    return os.path.join(self.root, self.paths[i])
+
+  def __getitem__(self, i: int) -> tuple[bytes, int]:
+    try:
+      with open(self.name(i), 'rb') as f:
+        return f.read(), int(self.labels[i])
+    except OSError:
+      return b'', int(self.labels[i])  # Unreadable now: the stream counts it as a bad image.
+
+
+class TarSource:
+  """split/class/image members of an uncompressed .tar, read by offset (the
+  whole archive is checked once, as vit_jax.data does)."""
+
+  def __init__(self, path: str, split: str, class_names: Sequence[str] | None = None):
+    with open(path, 'rb') as f:
+      if f.read(2) in (b'\x1f\x8b', b'BZ') or path.endswith(('.gz', '.tgz', '.bz2', '.xz')):
+        raise DataError(f'{path!r} is compressed, so its images cannot be read in any order; extract it, or '
+                        f'convert it: python -m vit_jax.arrayrecord folder:{path} OUT.')
+    found: dict[str, list] = {}
+    for member, _ in tar_entries(path, read=False):
+      parts = member.name.strip('/').split('/')
+      if len(parts) >= 2 and parts[-2] == split and member.isdir():
+        found.setdefault(parts[-1], [])
+      elif len(parts) >= 3 and parts[-3] == split and member.isfile() and parts[-1].lower().endswith(IMAGE_SUFFIXES):
+        found.setdefault(parts[-2], []).append((member.name, member.offset_data, member.size))
+    self.path = path
+    self.class_names = _classes(found, f'{path}:{split}', class_names)
+    entries = [(e, k) for k, c in enumerate(self.class_names) for e in sorted(found.get(c, []))]
+    self.names = [name for (name, _, _), _ in entries]
+    self.spans = np.array([(offset, size) for (_, offset, size), _ in entries], np.int64).reshape(-1, 2)
+    self.labels = np.array([k for _, k in entries], np.int32)
+
+  def __len__(self) -> int:
+    return len(self.names)
+
+  def name(self, i: int) -> str:
+    return f'{self.path}:{self.names[i]}'
+
+  def __getitem__(self, i: int) -> tuple[bytes, int]:
+    offset, size = self.spans[i]
+    with open(self.path, 'rb') as f:
+      f.seek(offset)
+      return f.read(size), int(self.labels[i])
+
+
+class ArrayRecordSource:
+  """The shards of one split written by `python -m vit_jax.arrayrecord`:
+  records of a 4-byte little-endian label and the encoded image."""
+
+  def __init__(self, root: str, split: str, class_names: Sequence[str] | None = None):
+    try:
+      with open(os.path.join(root, INDEX)) as f:
+        index = json.load(f)
+      shards = [os.path.join(root, shard) for shard in index['splits'][split]['shards']]
+    except (OSError, ValueError, KeyError, TypeError):
+      raise DataError(f'{root!r} has no {split} split of ArrayRecord shards ({INDEX} missing or without it); '
+                      'write them with python -m vit_jax.arrayrecord.') from None
+    missing = [s for s in shards if not os.path.isfile(s)]
+    if missing:
+      raise DataError(f'{root!r}: the shard {missing[0]!r} is missing; write the shards again.')
+    if class_names is not None and list(class_names) != index['class_names']:
+      raise DataError(f'{root!r}: its classes differ from the training classes.')
+    self.root, self.split, self.shards = root, split, shards
+    self.class_names, self.count = tuple(index['class_names']), index['splits'][split]['count']
+    self._records = None
+
+  def _open(self):
+    if self._records is None:
+      import grain
+      self._records = grain.sources.ArrayRecordDataSource(self.shards)
+      if len(self._records) != self.count:
+        raise DataError(f'{self.root!r}: the {self.split} shards hold {len(self._records)} records, not the '
+                        f'{self.count} of {INDEX}; write them again.')
+    return self._records
+
+  def __getstate__(self):
+    return {**self.__dict__, '_records': None}  # Each worker opens its own readers.
+
+  def __len__(self) -> int:
+    return self.count
+
+  def name(self, i: int) -> str:
+    return f'{self.root}:{self.split}[{i}]'
+
+  def __getitem__(self, i: int) -> tuple[bytes, int]:
+    record = self._open()[i]
+    return record[4:], struct.unpack('<i', record[:4])[0]
+
+
+class TfdsSource:
+  """A TFDS data set prepared as array_record files, its images left encoded."""
+
+  def __init__(self, name: str, split: str, data_dir: str | None = None):
+    import tensorflow_datasets as tfds
+    try:
+      self.records = tfds.data_source(name, split=split, data_dir=data_dir, download=False,
+                                      decoders={'image': tfds.decode.SkipDecoding()})
+      self.class_names = tuple(tfds.builder(name, data_dir=data_dir).info.features['label'].names)
+    except Exception as e:  # TFDS raises many types; the user needs one sentence.
+      reason = ' '.join(str(e).split())[:200] or type(e).__name__
+      raise DataError(f'TFDS data set {name!r} split {split!r} is not prepared as array_record files here '
+                      f'({reason}); prepare it once with tfds.builder({name!r}).download_and_prepare('
+                      "file_format='array_record').") from None
+    self.label = name
+
+  def __len__(self) -> int:
+    return len(self.records)
+
+  def name(self, i: int) -> str:
+    return f'tfds:{self.label}[{i}]'
+
+  def __getitem__(self, i: int) -> tuple[bytes, int]:
+    record = self.records[i]
+    return record['image'], int(record['label'])
+
+
+def open_source(spec: str, split: str, class_names: Sequence[str] | None = None, data_dir: str | None = None):
+  """The source a spec names ('folder:PATH', 'arrayrecord:DIR', 'tfds:NAME')."""
+  kind, _, location = spec.partition(':')
+  location = os.path.expanduser(location)
+  if kind == 'folder' and os.path.isdir(location):
+    return FolderSource(location, split, class_names)
+  if kind == 'folder' and os.path.isfile(location):
+    return TarSource(location, split, class_names)
+  if kind == 'folder' and location:
+    raise DataError(f'image folder {location!r} does not exist; give a directory or .tar laid out as '
+                    'split/class/image.jpg.')
+  if kind == 'arrayrecord' and location:
+    return ArrayRecordSource(location, split, class_names)
+  if kind == 'tfds' and location:
+    return TfdsSource(location, split, data_dir)
+  raise DataError(f"unknown data source {spec!r}: use 'folder:PATH', 'arrayrecord:DIR' or 'tfds:NAME'.")
