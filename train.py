@@ -16,6 +16,7 @@ outside SLURM / MPI / Kubernetes / TPU pods, --coordinator_address=HOST:PORT
 """
 
 import sys
+import warnings
 
 from vit_jax import xla_flags
 from vit_jax.interrupts import Interrupted, StopRequest
@@ -46,22 +47,23 @@ def fail(message: str, status: int):
   sys.exit(status)
 
 
-def _quiet_closed_loops() -> None:
-  """Drops the 'Event loop is closed' reports that tensorstore's late
-  callbacks print after Orbax gave up on a failed save (a full disk): the
-  failure itself is said in one line."""
+def _quiet_failed_saves() -> None:
+  """Drops what Orbax and tensorstore leave on stderr after a save failed (a
+  full disk): 'Event loop is closed' from late callbacks, and coroutines
+  never awaited at exit. The failure itself is said in one line."""
   def closed_loop(value) -> bool:
     return isinstance(value, RuntimeError) and str(value) == 'Event loop is closed'
   excepthook, unraisablehook = sys.excepthook, sys.unraisablehook
   sys.excepthook = lambda kind, value, tb: closed_loop(value) or excepthook(kind, value, tb)
   sys.unraisablehook = lambda unraisable: closed_loop(unraisable.exc_value) or unraisablehook(unraisable)
+  warnings.filterwarnings('ignore', message='coroutine .* was never awaited', category=RuntimeWarning)
 
 
 def main(argv):
   if len(argv) > 1:
     fail(f'unexpected arguments: {" ".join(map(repr, argv[1:]))}; options are --flag=value (see --help).', 2)
   logging.set_verbosity(logging.FATAL)  # Orbax logs its failures (e.g. a full disk) from threads; they arrive as one line.
-  _quiet_closed_loops()
+  _quiet_failed_saves()
   try:
     import jax
     from vit_jax.data import DataError

@@ -30,6 +30,14 @@ def get_config() -> ml_collections.ConfigDict:
       val_size=5000,  # Held out of the training split for evaluations and the best checkpoint; 0: none.
       mean=(0.4914, 0.4822, 0.4465),
       std=(0.2470, 0.2435, 0.2616),
+      # 'memory': decoded once onto the devices; 'stream': read by Grain workers every epoch (data that does
+      # not fit: vit_jax.stream); 'auto': memory while the decoded training split fits in memory_limit_gb.
+      pipeline='auto',
+      memory_limit_gb=8.0,
+      workers=-1,  # Streaming: decoding processes; -1: one per core but one (at most 8), 0: in this process.
+      buffer=2,  # Streaming: batches each worker prepares ahead.
+      eval_crop_fraction=0.875,  # Streaming: evaluation resizes the short side to image_size / this, then crops.
+      max_bad_fraction=0.001,  # Streaming: unreadable images (replaced, counted) allowed before stopping.
   )
   # A name from vit_jax.models.PRESETS and the fields it changes (ViTConfig; stem: 'patch', 'conv' or 'resnet');
   # the other fields are unset (the preset's) and can be set too: --config.model.stem_width=32.

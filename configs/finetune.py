@@ -15,7 +15,12 @@ et al. 2021, appendix B.1.1): images upsampled to 224, SGD with momentum
 The paper reports 98.1-99.0% for ViT-B/16 fine-tuned on CIFAR-10 (98.13% in
 its Table 2 for the ImageNet-21k model at 384; AugReg models ~99%).
 
-Memory: 60,000 images at 224x224 are 9 GB of uint8 on the device (a GPU job).
+Streamed (config.data.pipeline='stream'): 60,000 images at 224x224 would be
+9 GB of uint8 on the device, so Grain workers upsample each batch instead,
+with an Inception-style random-resized crop and flip (as big_vision's
+fine-tuning); evaluation sees the whole image. The source must allow random
+access: TFDS cifar10 (array_record), an extracted folder, or ArrayRecord
+shards (python -m vit_jax.arrayrecord folder:../shared/data/cifar10-jpeg.tar.gz OUT).
 Reaches: not yet measured here (no GPU, no network for the weights).
 """
 
@@ -25,10 +30,12 @@ from configs import deit_ti, model_section
 def get_config():
   config = deit_ti.get_config()
   config.data.image_size = 224
+  config.data.pipeline = 'stream'
+  config.data.eval_crop_fraction = 1.0  # Upsampled CIFAR: the whole image.
   config.model = model_section('deit_base', patch_size=16, stem='patch', drop_path=0.0, dropout=0.0, dtype='bfloat16')
   config.init = dict(weights='ViT-B_16.npz')
-  deit_ti.crop_and_flip_only(config)
-  config.aug.crop_padding = 28  # The CIFAR crop (4 of 32 pixels) at 224.
+  deit_ti.crop_and_flip_only(config)  # The crop and flip: the workers' random-resized crop.
+  config.aug.crop_padding = 0
   config.batch_size = 512
   config.eval_batch_size = 500
   config.total_epochs = 0.0

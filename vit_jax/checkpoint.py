@@ -27,6 +27,9 @@ from vit_jax.files import atomic_write, sha256_tree
 MANIFEST = 'sha256.json'
 
 
+STORAGE_ERRORS = ('RESOURCE_EXHAUSTED', 'PERMISSION_DENIED', 'UNAVAILABLE', 'DATA_LOSS')  # tensorstore's, for I/O.
+
+
 class CheckpointWriteError(OSError):
   """A checkpoint could not be written (a full disk, ...); the message says which is kept."""
 
@@ -99,6 +102,8 @@ class Checkpoints:
       manager.save(step, args=ocp.args.StandardSave(tree), force=True)
       manager.wait_until_finished()
     except (OSError, ValueError, RuntimeError) as e:  # Orbax reports a full disk as ValueError('RESOURCE_EXHAUSTED...').
+      if not (isinstance(e, OSError) or 'os_error_code' in str(e) or str(e).startswith(STORAGE_ERRORS)):
+        raise
       kept = [s for s in manager.all_steps() if s != step]
       raise CheckpointWriteError(
           f'cannot write the checkpoint of step {step} in {str(manager.directory)!r} ({_short(e)}); '

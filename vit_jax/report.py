@@ -119,7 +119,7 @@ def _plot_confusion(path, cm, class_names):
 
 def _plot_predictions(path, images, labels, preds, class_names, count=32):
   rng = np.random.default_rng(0)
-  chosen = rng.choice(len(labels), size=min(count, len(labels)), replace=False)
+  chosen = rng.choice(len(images), size=min(count, len(images)), replace=False)  # `images`: the first test images.
   cols = 8
   rows = -(-len(chosen) // cols)
   fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.5, rows * 1.7), squeeze=False)

@@ -81,10 +81,12 @@ def with_total_steps(state: TrainState, total_steps: int, mesh: Mesh) -> TrainSt
 
 
 def make_train_step(graphdef, tx, learning_rate, objective, augment_batch, *, batch_size: int, seed: int,
-                    mesh: Mesh, num_train: int, ema_decay: float = 0.0, image_size: int | None = None):
+                    mesh: Mesh, num_train: int, ema_decay: float = 0.0, image_size: int | None = None,
+                    in_memory: bool = True):
   """Returns train_step(state, images, labels, *objective_args) -> (state,
   metrics). The state is donated; `images`/`labels` are the whole replicated
-  training set.
+  training set (`in_memory`), or the step's global batch, sharded over the
+  mesh (streamed).
 
   augment_batch(key, images uint8 [B, H, W, 3], labels [B]) -> (inputs
     float32 [B, H, W, 3], targets [B, K]);
@@ -102,13 +104,16 @@ def make_train_step(graphdef, tx, learning_rate, objective, augment_batch, *, ba
 
   @functools.partial(jax.jit, donate_argnums=0, out_shardings=(replicated(mesh), replicated(mesh)))
   def train_step(state: TrainState, images, labels, *objective_args):
-    epoch, index = state.step // steps_per_epoch, state.step % steps_per_epoch
-    perm = jax.lax.cond(index == 0, lambda: _epoch_permutation(seed_key, epoch, num_train), lambda: state.perm)
-    batch_index = jax.lax.dynamic_slice(perm, (index * batch_size,), (batch_size,))
-    batch_index = jax.lax.with_sharding_constraint(batch_index, batch_sharding)
+    perm = state.perm
+    if in_memory:  # Pick the batch from the epoch's permutation.
+      epoch, index = state.step // steps_per_epoch, state.step % steps_per_epoch
+      perm = jax.lax.cond(index == 0, lambda: _epoch_permutation(seed_key, epoch, num_train), lambda: state.perm)
+      batch_index = jax.lax.dynamic_slice(perm, (index * batch_size,), (batch_size,))
+      batch_index = jax.lax.with_sharding_constraint(batch_index, batch_sharding)
+      images, labels = images[batch_index], labels[batch_index]
     step_key = jax.random.fold_in(jax.random.fold_in(seed_key, 1), state.step)
     aug_key, dropout_key = jax.random.split(step_key)
-    x, y = augment_batch(aug_key, images[batch_index], labels[batch_index])
+    x, y = augment_batch(aug_key, images, labels)
     if image_size and image_size != x.shape[1]:
       x = jax.image.resize(x, (x.shape[0], image_size, image_size, x.shape[3]), 'linear', antialias=True)
 

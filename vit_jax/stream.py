@@ -25,6 +25,9 @@ Evaluation reads each image once over all hosts; the last batch is padded
 from __future__ import annotations
 
 import dataclasses
+import os
+import threading
+import time
 from collections.abc import Iterator
 
 import numpy as np
@@ -160,5 +163,18 @@ class Stream:
       if not flags.FLAGS.is_parsed():  # Grain <= 0.2.18 reads an absl flag in its workers (google/grain#1355).
         flags.FLAGS.mark_as_parsed()
       iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.workers,
-                                                                   per_worker_buffer_size=self.buffer))
+                                                                   per_worker_buffer_size=self.buffer),
+                                      worker_init_fn=_exit_with_parent)
     return iter(iterable)
+
+
+def _exit_with_parent(worker_index: int, worker_count: int) -> None:
+  """Ends a worker once its parent is gone: Grain's workers outlive a
+  training process killed with SIGKILL, and would wait for it forever."""
+  parent = os.getppid()
+
+  def watch():
+    while os.getppid() == parent:
+      time.sleep(1.0)
+    os._exit(0)
+  threading.Thread(target=watch, daemon=True).start()

@@ -31,8 +31,7 @@ import numpy as np
 from flax import nnx
 from tqdm import tqdm
 
-from vit_jax import data as data_lib
-from vit_jax import attention, augment, budget, convert, distill, losses, models, optim, report, steps
+from vit_jax import attention, augment, budget, convert, distill, feeds, losses, models, optim, report, steps
 from vit_jax.checkpoint import Checkpoints, saved_steps
 from vit_jax.files import Busy, atomic_write, hold_lock
 from vit_jax.interrupts import Interrupted, StopRequest
@@ -140,26 +139,12 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
     _check_resume(config, workdir, resume_with_changes, max(saved))
 
   # ----------------------------------------------------------------- data
-  splits = data_lib.load(config.data.source, ('train', 'test'), image_size=config.data.image_size,
-                         data_dir=config.data.get('data_dir') or None)
-  if is_main:
-    print(data_lib.describe(splits))
-  train_data, test_data, val_data = splits['train'], splits['test'], None
-  val_size = config.data.get('val_size', 0)
-  if val_size:
-    if val_size >= len(train_data):
-      raise ConfigError(f'config.data.val_size={val_size} holds out all {len(train_data)} training images; lower '
-                        'it (0: no validation split).')
-    train_data, val_data = data_lib.split_off(train_data, val_size)
-  num_classes, num_train = len(train_data.class_names), len(train_data)
+  mesh = steps.make_mesh()
+  feed = feeds.open_feed(config, mesh)
+  num_classes, num_train, val_size = len(feed.class_names), feed.num_train, feed.num_val
   if config.batch_size > num_train:
     raise ConfigError(f'config.batch_size={config.batch_size} is larger than the {num_train} training images'
                       + (f' left after holding out config.data.val_size={val_size}.' if val_size else '.'))
-  mesh = steps.make_mesh()
-  train_images = steps.put_replicated(train_data.images, mesh)
-  train_labels = steps.put_replicated(train_data.labels, mesh)
-  test_images = steps.put_replicated(test_data.images, mesh)
-  val_images = steps.put_replicated(val_data.images, mesh) if val_data else None
 
   # ------------------------------------------------- model and optimizer
   steps_per_epoch = num_train // config.batch_size
@@ -173,15 +158,18 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
   model = build_model(config, num_classes, config.seed)
   if config.get('init', {}).get('weights'):  # Fine-tuning: a resumed run's checkpoint replaces these below.
     load_initial_weights(model, config.init.weights)
-  graphdef, state = steps.init_state(model, tx, num_train=num_train, seed=config.seed,
-                                     use_ema=bool(config.optim.get('ema_decay')), mesh=mesh)
+  graphdef, state = steps.init_state(model, tx, num_train=num_train if feed.in_memory else 1, seed=config.seed,
+                                     use_ema=bool(config.optim.get('ema_decay')), mesh=mesh)  # Streamed: no perm.
   del model
-  augment_batch = functools.partial(augment.augment_batch, aug=config.aug, num_classes=num_classes,
+  aug = config.aug if feed.in_memory else ml_collections.ConfigDict(  # Streamed: the workers crop and flip.
+      {**config.aug.to_dict(), 'crop_padding': 0, 'flip': False})
+  augment_batch = functools.partial(augment.augment_batch, aug=aug, num_classes=num_classes,
                                     mean=config.data.mean, std=config.data.std)
   objective, objective_args = _objective(config, num_classes, mesh)
   make_step = functools.partial(
       steps.make_train_step, graphdef, tx, learning_rate, objective, augment_batch, batch_size=config.batch_size,
-      seed=config.seed, mesh=mesh, num_train=num_train, ema_decay=config.optim.get('ema_decay') or 0.0)
+      seed=config.seed, mesh=mesh, num_train=num_train, ema_decay=config.optim.get('ema_decay') or 0.0,
+      in_memory=feed.in_memory)
   train_step = make_step()
   low_res = config.get('low_res_stage') or {'fraction': 0.0}
   low_res_step = make_step(image_size=low_res['image_size']) if low_res['fraction'] else None
@@ -225,8 +213,8 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
     def run_eval(state, step):
       """Evaluates on the validation split; saves the best variables and logs the result, unless done before."""
       nonlocal best
-      preds = steps.evaluate(predict, steps.eval_variables(state), val_images, config.eval_batch_size)
-      accuracy = float((preds == val_data.labels).mean())
+      preds, labels = feed.evaluate(predict, steps.eval_variables(state), 'val', config.eval_batch_size)
+      accuracy = float((preds == labels).mean())
       if step not in evaluated:
         if accuracy > best:
           checkpoints.save_best(step, steps.eval_variables(state))
@@ -242,27 +230,26 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
       return step == total_steps or (step % steps_per_epoch == 0 and (step // steps_per_epoch) % every_epochs == 0)
 
     def evaluates(step):
-      return val_data is not None and due(step, config.eval_every_epochs)
+      return val_size > 0 and due(step, config.eval_every_epochs)
 
     def measure(step, state, low_res_seconds):
       """A first plan: the full-size step (on a copy of the state, when the
       calibration steps were small), one evaluation batch and one checkpoint timed."""
       full_size = low_res_seconds
       if low_res_step is not None:
-        probe, times = jax.tree.map(jnp.copy, state), []
+        probe, times, probe_inputs = jax.tree.map(jnp.copy, state), [], feed.probe_inputs(step)
         for _ in range(budget.CALIBRATION_STEPS):
           t = clock()
-          probe, probe_metrics = train_step(probe, train_images, train_labels, *objective_args)
+          probe, probe_metrics = train_step(probe, *probe_inputs, *objective_args)
           jax.block_until_ready(probe_metrics)
           times.append(clock() - t)
         full_size = float(np.median(times[1:]))
       eval_seconds = 0.0
-      if val_data is not None:
-        one_batch = val_images[:config.eval_batch_size]
-        steps.evaluate(predict, steps.eval_variables(state), one_batch, config.eval_batch_size)  # Compiles.
-        t = clock()
-        steps.evaluate(predict, steps.eval_variables(state), one_batch, config.eval_batch_size)
-        eval_seconds = (clock() - t) * -(-len(val_data) // config.eval_batch_size)
+      if val_size:
+        for _ in range(2):  # The first compiles.
+          t = clock()
+          feed.evaluate(predict, steps.eval_variables(state), 'val', config.eval_batch_size, batches=1)
+        eval_seconds = (clock() - t) * feed.eval_batches('val', config.eval_batch_size)
       t = clock()
       checkpoints.save_latest(step, state)
       return budget.Plan(config.total_seconds, step, step_seconds=full_size, eval_seconds=eval_seconds,
@@ -283,6 +270,7 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
     progress = tqdm(total=None if total_steps == steps.UNPLANNED else total_steps, initial=start_step,
                     disable=not (is_main and config.progress_bar), unit='step', dynamic_ncols=True)
     step, last_log, metrics, step_times = start_step, None, None, []
+    inputs = feed.train_inputs(start_step)  # The batches of steps start_step + 1, ...
     mark = None  # (step, time) where the plan's step times were last checked; not before a first step (compiling).
     with stop.deferred() if stop is not None else contextlib.nullcontext():  # Signals: at the end of a step.
       if step and evaluates(step) and step not in evaluated:
@@ -291,9 +279,10 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
         while step < total_steps:
           calibrating = total_steps == steps.UNPLANNED
           t = clock()
+          batch = next(inputs)
           with jax.transfer_guard('disallow'):
             in_flight = metrics
-            state, metrics = step_fn(step, total_steps)(state, train_images, train_labels, *objective_args)
+            state, metrics = step_fn(step, total_steps)(state, *batch, *objective_args)
             if calibrating:
               jax.block_until_ready(metrics)
               step_times.append(clock() - t)
@@ -358,28 +347,28 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
       train_seconds = elapsed()
 
       # ---------------------------------------------------------------- report
-      chosen_step, variables = checkpoints.restore_best(steps.eval_variables(state)) if val_data else (None, None)
+      chosen_step, variables = checkpoints.restore_best(steps.eval_variables(state)) if val_size else (None, None)
       if variables is None:
         chosen_step, variables = step, steps.eval_variables(state)
-      preds = steps.evaluate(predict, variables, test_images, config.eval_batch_size)  # The one test evaluation.
+      preds, test_labels = feed.evaluate(predict, variables, 'test', config.eval_batch_size)  # The one test evaluation.
       records = metrics_log.read()
       chosen = next((r['val_accuracy'] for r in records if r['step'] == chosen_step and 'val_accuracy' in r), None)
       summary = {'steps': step, 'epochs': step / steps_per_epoch, 'train_seconds': round(train_seconds, 2),
                  'plan': plan and dataclasses.asdict(plan), 'tested_step': chosen_step, 'val_accuracy': chosen,
                  'num_val_images': val_size, 'devices': jax.device_count(),
                  'device_kind': jax.devices()[0].device_kind, 'data': config.data.source}
-      result = {'test_accuracy': float((preds == test_data.labels).mean())}
+      result = {'test_accuracy': float((preds == test_labels).mean())}
       if is_main:
-        result = report.write_report(workdir, labels=test_data.labels, preds=preds, images=test_data.images,
-                                     class_names=test_data.class_names, records=records, extra=summary)
+        result = report.write_report(workdir, labels=test_labels, preds=preds, images=feed.sample,
+                                     class_names=feed.class_names, records=records, extra=summary)
         model = nnx.merge(graphdef, jax.device_get(variables))
         if isinstance(model, models.ViT):  # Where it looks: the first test image of each of 6 classes.
-          first = np.unique(test_data.labels, return_index=True)[1][:6]
-          sample = test_data.images[first]
+          first = np.unique(test_labels[:len(feed.sample)], return_index=True)[1][:6]
+          sample = feed.sample[first]
           maps = attention.attention_maps(model, augment.normalize(sample, config.data.mean, config.data.std))
           attention.save_attention_grid(os.path.join(workdir, 'attention.png'), sample, maps,
-                                        titles=[test_data.class_names[label] for label in test_data.labels[first]])
-        which = f'step {chosen_step}, the best on validation' if val_data else 'the last step'
+                                        titles=[feed.class_names[label] for label in test_labels[first]])
+        which = f'step {chosen_step}, the best on validation' if val_size else 'the last step'
         print(f'Test accuracy {result["test_accuracy"]:.4f} (parameters of {which}) after {step} steps and '
               f'{train_seconds:.0f} s of training; report in {os.path.join(workdir, "report.json")}')
       return result

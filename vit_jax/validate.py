@@ -51,6 +51,12 @@ RULES = {
     'data.val_size': NON_NEGATIVE_INT,
     'low_res_stage.image_size': POSITIVE_INT,
     'low_res_stage.fraction': FRACTION,
+    'data.pipeline': ("'memory', 'stream' or 'auto'", lambda v: v in ('memory', 'stream', 'auto')),
+    'data.memory_limit_gb': NON_NEGATIVE,
+    'data.workers': ('an integer >= -1 (-1: one per core but one)', lambda v: _integer(v) and v >= -1),
+    'data.buffer': POSITIVE_INT,
+    'data.eval_crop_fraction': ('a number in (0, 1]', lambda v: _number(v) and 0 < v <= 1),
+    'data.max_bad_fraction': FRACTION,
     'data.mean': RGB,
     'data.std': RGB_POSITIVE,
     'optim.lr': POSITIVE,
@@ -82,7 +88,8 @@ RULES = {
 }
 
 # Fields that do not change what a run computes: a resumed run may change them.
-FREE_ON_RESUME = ('progress_bar', 'eval_batch_size', 'log_every_steps', 'checkpoint_every_epochs', 'data.data_dir')
+FREE_ON_RESUME = ('progress_bar', 'eval_batch_size', 'log_every_steps', 'checkpoint_every_epochs', 'data.data_dir',
+                  'data.workers', 'data.buffer', 'data.memory_limit_gb')
 
 
 def _get(config, dotted: str):

@@ -1,0 +1,103 @@
+"""train.py on streamed data (config.data.pipeline='stream'): it trains,
+evaluates every image once, resumes to the same run, and 'auto' picks the
+path by size."""
+
+import json
+import tarfile
+
+import jax
+import numpy as np
+import pytest
+
+pytest.importorskip('grain')
+
+from conftest import tiny_config  # noqa: E402
+from test_train import final_state  # noqa: E402
+from tiny_train_config import FIXTURE  # noqa: E402
+from vit_jax import feeds, train  # noqa: E402
+
+
+@pytest.fixture(scope='module')
+def jpeg_folder(tmp_path_factory):
+  """The CIFAR fixture as a folder of JPEG files (1,000 train, 300 test)."""
+  root = tmp_path_factory.mktemp('cifar_folder')
+  with tarfile.open(FIXTURE) as tar:
+    tar.extractall(root, filter='data')
+  return root
+
+
+def streamed(folder, **overrides):
+  return tiny_config(**{'data.source': f'folder:{folder}', 'data.pipeline': 'stream', 'data.workers': 0,
+                        'aug.randaugment_layers': 0, **overrides})
+
+
+def test_a_streamed_run_trains_and_tests_every_image_once(jpeg_folder, tmp_path, capsys):
+  result = train.train_and_evaluate(streamed(jpeg_folder, total_epochs=1, **{'data.workers': 2}), str(tmp_path))
+  report = json.loads((tmp_path / 'report.json').read_text())
+  assert report['num_test_images'] == 300 and sum(sum(row) for row in report['confusion_matrix']) == 300
+  assert report['steps'] == 9 and result['test_accuracy'] == report['test_accuracy']
+  assert 'Data (streamed, 2 workers): train 900 images in 10 classes; validation 100; test 300.' in \
+      capsys.readouterr().out
+  assert (tmp_path / 'predictions.png').exists() and (tmp_path / 'attention.png').exists()
+
+
+@pytest.mark.slow  # Three streamed trainings: about a minute.
+def test_an_interrupted_streamed_run_resumes_to_the_same_parameters(jpeg_folder, tmp_path):
+  config = streamed(jpeg_folder, total_epochs=2, log_every_steps=1, **{'optim.ema_decay': 0.9})
+  train.train_and_evaluate(config, str(tmp_path / 'straight'))
+
+  def interrupt(step):
+    if step == 12:  # Mid-epoch, after the epoch-1 checkpoint.
+      raise KeyboardInterrupt
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, str(tmp_path / 'resumed'), on_step=interrupt)
+  train.train_and_evaluate(config, str(tmp_path / 'resumed'))
+  expected, got = final_state(tmp_path / 'straight'), final_state(tmp_path / 'resumed')
+  assert expected['step'] == got['step'] == 18
+  for name in ('params', 'ema_params', 'opt_state'):
+    jax.tree.map(lambda a, b: np.testing.assert_array_equal(a, b), expected[name], got[name])
+  records = [(tmp_path / run / 'metrics.jsonl').read_text().splitlines() for run in ('straight', 'resumed')]
+  strip = lambda lines: [{k: v for k, v in json.loads(line).items() if k not in ('elapsed_seconds',
+                                                                                'images_per_sec_per_device')}
+                         for line in lines]
+  assert strip(records[0]) == strip(records[1])
+
+
+def test_auto_streams_only_what_does_not_fit(jpeg_folder, tmp_path):
+  config = streamed(jpeg_folder, **{'data.pipeline': 'auto'})
+  assert feeds.decoded_gigabytes(config) == pytest.approx(1000 * 32 * 32 * 3 / 1e9)
+  mesh = jax.make_mesh((jax.device_count(),), ('data',))
+  assert isinstance(feeds.open_feed(config, mesh), feeds.InMemory)
+  config.data.memory_limit_gb = 0.001
+  assert isinstance(feeds.open_feed(config, mesh), feeds.Streamed)
+
+
+@pytest.mark.slow  # Four streamed runs of train.py, three killed at random moments: about two minutes.
+def test_a_streamed_run_killed_at_random_moments_resumes_to_the_same_run(jpeg_folder, tmp_path):
+  import random
+  import subprocess
+  import sys
+  import time
+
+  from conftest import ROOT
+  from test_train_hardening import assert_same_outcome, outcome
+  args = ['--config=tests/tiny_train_config.py', f'--config.data.source=folder:{jpeg_folder}',
+          '--config.data.pipeline=stream', '--config.data.workers=2', '--config.total_epochs=3',
+          '--config.aug.randaugment_layers=0', '--config.optim.ema_decay=0.9']
+
+  def start(workdir):
+    return subprocess.Popen([sys.executable, 'train.py', f'--workdir={workdir}', *args], cwd=ROOT,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+  straight = start(tmp_path / 'straight')
+  assert straight.wait(timeout=600) == 0, straight.communicate()[1]
+  rng = random.Random(1)
+  for _ in range(3):
+    process = start(tmp_path / 'killed')
+    time.sleep(rng.uniform(4, 14))  # Loading, compiling, training, evaluating or checkpointing.
+    process.kill()
+    _, stderr = process.communicate()
+    assert 'Traceback' not in stderr
+  finish = start(tmp_path / 'killed')
+  _, stderr = finish.communicate(timeout=600)
+  assert finish.returncode == 0, stderr
+  assert_same_outcome(outcome(tmp_path / 'straight'), outcome(tmp_path / 'killed'))
