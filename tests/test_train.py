@@ -66,6 +66,7 @@ def final_state(workdir):
   return state
 
 
+@pytest.mark.slow  # Two tiny trainings, one interrupted and resumed: half a minute (as the kill test).
 def test_interrupted_run_resumes_to_the_same_parameters(tmp_path):
   config = tiny_config(total_epochs=3, log_every_steps=1, **{'optim.ema_decay': 0.9})
   train.train_and_evaluate(config, str(tmp_path / 'straight'))

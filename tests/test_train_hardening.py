@@ -322,6 +322,7 @@ def disk_usage(folder) -> int:
   return sum(p.stat().st_size for p in folder.rglob('*') if p.is_file())
 
 
+@pytest.mark.slow  # Two runs on a small tmpfs: half a minute.
 def test_a_disk_full_while_checkpointing_is_one_line_and_loses_nothing(uninterrupted, small_disk):
   reference_dir, expected = uninterrupted
   checkpoints = reference_dir / 'checkpoints'

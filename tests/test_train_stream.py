@@ -31,6 +31,7 @@ def streamed(folder, **overrides):
                         'aug.randaugment_layers': 0, **overrides})
 
 
+@pytest.mark.slow  # A streamed training with two workers: half a minute.
 def test_a_streamed_run_trains_and_tests_every_image_once(jpeg_folder, tmp_path, capsys):
   result = train.train_and_evaluate(streamed(jpeg_folder, total_epochs=1, **{'data.workers': 2}), str(tmp_path))
   report = json.loads((tmp_path / 'report.json').read_text())

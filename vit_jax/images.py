@@ -91,9 +91,12 @@ def load_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
   return decode(source, path, max_pixels)
 
 
-def decode(source: str | bytes | io.IOBase, name: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+def decode(source: str | bytes | io.IOBase, name: str, max_pixels: int = MAX_PIXELS,
+           draft: tuple[int, int] | None = None) -> np.ndarray:
   """An image file (a path, its bytes, or a binary file) as RGB uint8
-  [H, W, 3], upright; ImageError naming `name` where it cannot be read."""
+  [H, W, 3], upright; ImageError naming `name` where it cannot be read.
+  With `draft` (width, height), a JPEG is decoded at the smallest of 1/1,
+  1/2, 1/4, 1/8 scale that still covers it (PIL's draft mode: faster)."""
   if isinstance(source, bytes):
     source = io.BytesIO(source)
   try:
@@ -104,6 +107,8 @@ def decode(source: str | bytes | io.IOBase, name: str, max_pixels: int = MAX_PIX
         if width * height > max_pixels:
           raise ImageError(f'{name!r}: {width}x{height} is larger than {max_pixels // 1_000_000} megapixels; '
                            'downscale it first.')
+        if draft is not None:
+          image.draft('RGB', draft)
         image.load()
         return to_rgb_uint8(ImageOps.exif_transpose(image))
   except ImageError:
