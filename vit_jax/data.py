@@ -58,10 +58,16 @@ def load(source: str, splits: Sequence[str] = ('train', 'test'), *, image_size: 
 def split_off(data: Dataset, size: int, seed: int = 0) -> tuple[Dataset, Dataset]:
   """(the rest, `size` held-out images): a random split fixed by `seed`, the
   same in every run, for validation (model selection off the test set)."""
-  order = np.random.default_rng(seed).permutation(len(data))
-  held, rest = np.sort(order[:size]), np.sort(order[size:])
+  rest, held = held_out(len(data), size, seed)
   part = lambda index: Dataset(data.images[index], data.labels[index], data.class_names)
   return part(rest), part(held)
+
+
+def held_out(count: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+  """(sorted indices of the rest, sorted indices of `size` held-out ones) of
+  `count` images: the fixed random draw of split_off, also for streamed data."""
+  order = np.random.default_rng(seed).permutation(count)
+  return np.sort(order[size:]), np.sort(order[:size])
 
 
 # ------------------------------------------------------------------ folders

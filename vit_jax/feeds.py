@@ -88,8 +88,8 @@ class Streamed:
     val = None
     if val_size:
       _check_val_size(val_size, len(train))
-      order = np.random.default_rng(0).permutation(len(train))  # As data.split_off draws it.
-      train, val = Subset(train, np.sort(order[val_size:])), Subset(train, np.sort(order[:val_size]))
+      rest, held = data_lib.held_out(len(train), val_size)
+      train, val = Subset(train, rest), Subset(train, held)
     self.class_names, self.num_train, self.num_val = train.class_names, len(train), val_size
     self.mesh, self.sharding = mesh, NamedSharding(mesh, P('data'))
     hosts = dict(process_index=jax.process_index(), process_count=jax.process_count())
