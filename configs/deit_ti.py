@@ -36,7 +36,12 @@ def get_config() -> ml_collections.ConfigDict:
       memory_limit_gb=8.0,
       workers=-1,  # Streaming: decoding processes; -1: one per core but one (at most 8), 0: in this process.
       buffer=2,  # Streaming: batches each worker prepares ahead.
-      eval_crop_fraction=0.875,  # Streaming: evaluation resizes the short side to image_size / this, then crops.
+      # Streaming: 'resize': the workers resize whole images to image_size and the device crops and flips
+      # (config.aug), as for data in memory; 'random_resized': the workers take an Inception-style crop and
+      # flip (ImageNet's recipe), and evaluation resizes the short side to image_size / eval_crop_fraction
+      # and takes the centre.
+      stream_crop='resize',
+      eval_crop_fraction=0.875,
       max_bad_fraction=0.001,  # Streaming: unreadable images (replaced, counted) allowed before stopping.
   )
   # A name from vit_jax.models.PRESETS and the fields it changes (ViTConfig; stem: 'patch', 'conv' or 'resnet');

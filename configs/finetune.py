@@ -31,11 +31,11 @@ def get_config():
   config = deit_ti.get_config()
   config.data.image_size = 224
   config.data.pipeline = 'stream'
+  config.data.stream_crop = 'random_resized'  # The workers crop and flip.
   config.data.eval_crop_fraction = 1.0  # Upsampled CIFAR: the whole image.
   config.model = model_section('deit_base', patch_size=16, stem='patch', drop_path=0.0, dropout=0.0, dtype='bfloat16')
   config.init = dict(weights='ViT-B_16.npz')
-  deit_ti.crop_and_flip_only(config)  # The crop and flip: the workers' random-resized crop.
-  config.aug.crop_padding = 0
+  deit_ti.crop_and_flip_only(config)
   config.batch_size = 512
   config.eval_batch_size = 500
   config.total_epochs = 0.0

@@ -36,7 +36,7 @@ def get_config(model: str = 'deit_tiny'):
   config.data.mean = (0.485, 0.456, 0.406)  # ImageNet's.
   config.data.std = (0.229, 0.224, 0.225)
   config.model = model_section(model, patch_size=16, stem='patch', drop_path=0.1, dropout=0.0, dtype='bfloat16')
-  config.aug.crop_padding = 0  # Streamed: the workers take the random-resized crop and flip.
+  config.data.stream_crop = 'random_resized'  # The workers take the crop and flip.
   config.batch_size = 1024
   config.eval_batch_size = 1000
   config.eval_every_epochs = 5

@@ -13,6 +13,7 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')  # The tests build their models; no
 # One compilation cache for the session: the many train.py subprocesses of the
 # same tiny config compile each program once, not once per process.
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='vit_jax_test_cache_'))
+os.environ['VIT_JAX_CACHE'] = tempfile.mkdtemp(prefix='vit_jax_test_listings_')  # Not the user's ~/.cache.
 
 import pytest  # noqa: E402
 

@@ -16,7 +16,8 @@ SCRIPT = """
 import json, sys
 sys.path.insert(0, 'tests')
 import jax
-workdir, process_id, num_processes, port = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+workdir, process_id, num_processes, port, overrides = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], \
+    json.loads(sys.argv[5])
 if num_processes > 1:
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(f'localhost:{port}', num_processes, process_id)
@@ -24,7 +25,7 @@ from conftest import tiny_config
 from vit_jax import train
 config = tiny_config(total_epochs=1, batch_size=80, eval_batch_size=40, log_every_steps=1,
                      **{'model.dropout': 0.1, 'model.drop_path': 0.1, 'aug.randaugment_layers': 2,
-                        'aug.mixup_alpha': 0.8, 'aug.cutmix_alpha': 1.0, 'aug.random_erasing': 0.25})
+                        'aug.mixup_alpha': 0.8, 'aug.cutmix_alpha': 1.0, 'aug.random_erasing': 0.25, **overrides})
 report = train.train_and_evaluate(config, workdir)
 print(json.dumps({'devices': jax.device_count(), 'report': report}))
 """
@@ -36,12 +37,14 @@ def free_port():
     return s.getsockname()[1]
 
 
-def start(workdir, local_devices, num_processes=1):
-  """Starts a run of `num_processes` processes of `local_devices` devices each."""
+def start(workdir, local_devices, num_processes=1, overrides=None):
+  """Starts a run of `num_processes` processes of `local_devices` devices
+  each; `overrides`: config fields changed from the test's."""
   env = {**os.environ, 'XLA_FLAGS': f'--xla_force_host_platform_device_count={local_devices}',
          'JAX_PLATFORMS': 'cpu'}
   port = str(free_port())
-  procs = [subprocess.Popen([sys.executable, '-c', SCRIPT, str(workdir), str(i), str(num_processes), port],
+  procs = [subprocess.Popen([sys.executable, '-c', SCRIPT, str(workdir), str(i), str(num_processes), port,
+                             json.dumps(overrides or {})],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
            for i in range(num_processes)]
   return workdir, local_devices * num_processes, procs

@@ -14,8 +14,9 @@ from PIL import Image
 
 pytest.importorskip('grain')
 
-from vit_jax import arrayrecord, sources, stream  # noqa: E402
+from vit_jax import arrayrecord, data, sources, stream  # noqa: E402
 from vit_jax.data import DataError  # noqa: E402
+from vit_jax.images import decode, resize_square  # noqa: E402
 
 CLASSES = ('ant', 'bee', 'cat')
 
@@ -142,3 +143,63 @@ def test_crops_are_inside_the_image_and_of_the_asked_shape():
       assert 3 / 4 - 0.2 <= aspect <= 4 / 3 + 0.2 or (right - left, bottom - top) in ((width, height),) or \
           min(width, height) < 4
   assert stream.center_crop(400, 200, 224, 0.875) == (112, 12, 288, 188)
+
+
+def test_resize_crops_read_what_the_in_memory_loader_reads(folder):
+  expected = data.load(f'folder:{folder}', ('test',), image_size=16)['test']
+  batches = list(stream_of(folder, 'test', crop='resize').batches())
+  images = np.concatenate([b.images[b.valid] for b in batches])
+  np.testing.assert_array_equal(images, expected.images)
+  np.testing.assert_array_equal(np.concatenate([b.labels[b.valid] for b in batches]), expected.labels)
+  train = take(stream_of(folder, crop='resize', global_batch=21).batches(), 1)[0]  # One epoch, unflipped.
+  source = sources.open_source(f'folder:{folder}', 'train')
+  whole = {resize_square(decode(source[i][0], 'x'), 16).tobytes() for i in range(len(source))
+           if 'corrupt' not in source.name(i)}
+  assert len(whole) == 21 and {im.tobytes() for im in train.images} <= whole
+
+
+def _settle(root):
+  """Dates every folder under `root` a minute back (as data long in place)."""
+  past = os.stat(root).st_mtime - 60
+  for where, folders, _ in os.walk(root):
+    os.utime(where, (past, past))
+
+
+def test_a_listing_is_cached_until_a_class_folder_changes(folder, tmp_path, monkeypatch):
+  import shutil
+  root = tmp_path / 'copy'
+  shutil.copytree(folder, root)
+  _settle(root)
+  first = sources.open_source(f'folder:{root}', 'train')
+  listdir = os.listdir
+  monkeypatch.setattr(os, 'listdir', lambda *a: pytest.fail('listed again'))
+  again = sources.open_source(f'folder:{root}', 'train')
+  assert again.paths == first.paths and list(again.labels) == list(first.labels)
+  monkeypatch.setattr(os, 'listdir', listdir)
+  (root / 'train' / 'cat' / '50.jpg').write_bytes(jpeg((20, 20), 7))
+  assert len(sources.open_source(f'folder:{root}', 'train')) == len(first) + 1  # Changed just now: listed.
+  _settle(root)
+  assert len(sources.open_source(f'folder:{root}', 'train')) == len(first) + 1
+
+
+def test_an_archive_listing_is_cached_until_the_archive_changes(folder, tmp_path, monkeypatch):
+  archive = tmp_path / 'images.tar'
+  with tarfile.open(archive, 'w') as tar:
+    tar.add(folder / 'train', arcname='train')
+  past = os.stat(archive).st_mtime - 60
+  os.utime(archive, (past, past))
+  first = sources.open_source(f'folder:{archive}', 'train')
+  monkeypatch.setattr(sources, 'tar_entries', lambda *a, **k: pytest.fail('read again'))
+  again = sources.open_source(f'folder:{archive}', 'train')
+  assert again.names == first.names and np.array_equal(again.spans, first.spans)
+  assert again[5] == first[5]
+  monkeypatch.undo()
+  with tarfile.open(archive, 'a') as tar:
+    tar.addfile(tarfile.TarInfo('train/cat/new.jpg'), io.BytesIO(b''))
+  assert len(sources.open_source(f'folder:{archive}', 'train')) == len(first) + 1
+
+
+def test_an_unwritable_cache_only_costs_time(folder, tmp_path, monkeypatch):
+  (tmp_path / 'file').write_text('')
+  monkeypatch.setenv('VIT_JAX_CACHE', str(tmp_path / 'file' / 'cache'))  # Under a file: cannot be made.
+  assert len(sources.open_source(f'folder:{folder}', 'train')) == 22

@@ -64,13 +64,20 @@ def test_an_interrupted_streamed_run_resumes_to_the_same_parameters(jpeg_folder,
   assert strip(records[0]) == strip(records[1])
 
 
-def test_auto_streams_only_what_does_not_fit(jpeg_folder, tmp_path):
-  config = streamed(jpeg_folder, **{'data.pipeline': 'auto'})
-  assert feeds.decoded_gigabytes(config) == pytest.approx(1000 * 32 * 32 * 3 / 1e9)
+def test_auto_streams_only_what_does_not_fit_and_lists_the_data_once(jpeg_folder, monkeypatch, capsys):
+  from vit_jax import sources
+  opened = []
+  monkeypatch.setattr(sources, 'open_source', lambda spec, split, *a, _open=sources.open_source, **k: (
+      opened.append(split), _open(spec, split, *a, **k))[1])
+  config = streamed(jpeg_folder, **{'data.pipeline': 'auto', 'data.memory_limit_gb': 0.004})  # 1,000 images: 0.003.
   mesh = jax.make_mesh((jax.device_count(),), ('data',))
   assert isinstance(feeds.open_feed(config, mesh), feeds.InMemory)
-  config.data.memory_limit_gb = 0.001
+  assert 'Data pipeline: memory (the training split is 0.00307 GB decoded' in capsys.readouterr().out
+  config.data.memory_limit_gb = 0.002
+  opened.clear()
   assert isinstance(feeds.open_feed(config, mesh), feeds.Streamed)
+  assert 'Data pipeline: stream' in capsys.readouterr().out
+  assert opened == ['train', 'test']
 
 
 @pytest.mark.slow  # Four streamed runs of train.py, three killed at random moments: about two minutes.
@@ -103,3 +110,15 @@ def test_a_streamed_run_killed_at_random_moments_resumes_to_the_same_run(jpeg_fo
   finish = start(tmp_path / 'killed', tmp_path / 'finish.log')
   assert finish.wait(timeout=600) == 0, (tmp_path / 'finish.log').read_text()
   assert_same_outcome(outcome(tmp_path / 'straight'), outcome(tmp_path / 'killed'))
+
+
+@pytest.mark.slow  # Two streamed trainings, one of them a two-host cluster: a few minutes.
+def test_two_hosts_stream_their_shares_and_train_like_one(jpeg_folder, tmp_path):
+  from test_parallel import assert_same_run, finish, start
+  overrides = {'data.source': f'folder:{jpeg_folder}', 'data.pipeline': 'stream', 'data.workers': 1}
+  one = finish(start(tmp_path / 'one', local_devices=2, overrides=overrides))
+  two_hosts = finish(start(tmp_path / 'two_hosts', local_devices=1, num_processes=2, overrides=overrides))
+  assert one[1]['devices'] == two_hosts[1]['devices'] == 2
+  assert_same_run(one, two_hosts)
+  report = json.loads((tmp_path / 'two_hosts' / 'report.json').read_text())
+  assert report['num_test_images'] == 300 and sum(map(sum, report['confusion_matrix'])) == 300

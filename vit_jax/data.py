@@ -24,9 +24,8 @@ import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
-from PIL import Image
 
-from vit_jax.images import IMAGE_SUFFIXES, ImageError, decode
+from vit_jax.images import IMAGE_SUFFIXES, ImageError, decode, resize_square
 
 
 class DataError(Exception):
@@ -173,9 +172,7 @@ def _decode(name: str, content: bytes, image_size: int | None) -> np.ndarray:
     image = decode(content, name)
   except ImageError as e:
     raise DataError(f'cannot decode an image of the data set: {e}') from None
-  if image_size and image.shape[:2] != (image_size, image_size):
-    image = np.asarray(Image.fromarray(image).resize((image_size, image_size), Image.BICUBIC))
-  return image
+  return resize_square(image, image_size) if image_size else image
 
 
 def describe(splits: dict[str, Dataset]) -> str:
@@ -226,7 +223,5 @@ def _load_tfds(name: str, split: str, data_dir: str | None, image_size: int | No
     image = np.asarray(ex['image'], np.uint8)
     if image.ndim == 2 or image.shape[-1] == 1:
       image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1)
-    if image_size and image.shape[:2] != (image_size, image_size):
-      image = np.asarray(Image.fromarray(image).resize((image_size, image_size), Image.BICUBIC))
-    images.append(image)
+    images.append(resize_square(image, image_size) if image_size else image)
   return Dataset(_stack(images, f'tfds:{name}'), np.array([ex['label'] for ex in examples], np.int32), class_names)

@@ -37,6 +37,7 @@ class InMemory:
   """The splits as replicated device arrays (the fastest path where they fit)."""
 
   in_memory = True
+  crops_and_flips = False  # The train step crops and flips (config.aug).
 
   def __init__(self, config, mesh):
     splits = data_lib.load(config.data.source, ('train', 'test'), image_size=config.data.image_size,
@@ -79,10 +80,11 @@ class Streamed:
 
   in_memory = False
 
-  def __init__(self, config, mesh):
+  def __init__(self, config, mesh, train=None):
+    """train: the training split's source where the caller has opened it."""
     from vit_jax import sources, stream
     spec, size = config.data.source, config.data.image_size
-    train = sources.open_source(spec, 'train', data_dir=config.data.get('data_dir') or None)
+    train = train or sources.open_source(spec, 'train', data_dir=config.data.get('data_dir') or None)
     test = sources.open_source(spec, 'test', train.class_names, data_dir=config.data.get('data_dir') or None)
     val_size = config.data.get('val_size', 0)
     val = None
@@ -95,7 +97,9 @@ class Streamed:
     hosts = dict(process_index=jax.process_index(), process_count=jax.process_count())
     workers = config.data.get('workers', -1)
     workers = min(8, max(1, (os.cpu_count() or 2) - 1)) if workers < 0 else workers
-    options = dict(image_size=size, seed=config.seed, workers=workers,
+    crop = config.data.get('stream_crop', 'resize')
+    self.crops_and_flips = crop == 'random_resized'  # Else the train step crops and flips, as in memory.
+    options = dict(image_size=size, seed=config.seed, workers=workers, crop=crop,
                    buffer=config.data.get('buffer', 2), **hosts)
     self.train = stream.Stream(train, global_batch=config.batch_size, train=True, **options)
     self.streams = {split: stream.Stream(source, global_batch=config.eval_batch_size, train=False,
@@ -170,31 +174,33 @@ def _check_val_size(val_size: int, num_train: int) -> None:
                       'no validation split).')
 
 
-def decoded_gigabytes(config) -> float | None:
-  """What the training split takes decoded in memory, where the source says
-  how many images it holds without reading them; None otherwise."""
+def _random_access_train(config):
+  """The training split's streaming source, or None where the data cannot be
+  streamed (a compressed archive) or Grain's readers are missing."""
   from vit_jax import sources
+  if config.data.source.endswith(('.gz', '.tgz')):
+    return None
   try:
-    count = len(sources.open_source(config.data.source, 'train', data_dir=config.data.get('data_dir') or None))
+    return sources.open_source(config.data.source, 'train', data_dir=config.data.get('data_dir') or None)
   except (DataError, ImportError):
     return None
-  return count * config.data.image_size ** 2 * 3 / 1e9
 
 
 def open_feed(config, mesh):
   """The feed config.data.pipeline names ('auto': in memory where the decoded
   training split fits in config.data.memory_limit_gb, else streamed)."""
-  pipeline = config.data.get('pipeline', 'memory')
+  pipeline, train = config.data.get('pipeline', 'memory'), None
   if pipeline == 'auto':
-    size = decoded_gigabytes(config) if not config.data.source.endswith(('.gz', '.tgz')) else None
+    train = _random_access_train(config)
+    size = None if train is None else len(train) * config.data.image_size ** 2 * 3 / 1e9  # Decoded: uint8 RGB.
     pipeline = 'stream' if size is not None and size > config.data.get('memory_limit_gb', 8.0) else 'memory'
     if jax.process_index() == 0 and size is not None:
-      print(f'Data pipeline: {pipeline} (the training split is {size:.1f} GB decoded; '
+      print(f'Data pipeline: {pipeline} (the training split is {size:.3g} GB decoded; '
             f'config.data.memory_limit_gb={config.data.get("memory_limit_gb", 8.0):g}).')
   if pipeline == 'stream':
     try:
       import grain  # noqa: F401
     except ImportError:
       raise DataError("config.data.pipeline='stream' needs Grain: pip install 'vit_jax[stream]'.") from None
-    return Streamed(config, mesh)
+    return Streamed(config, mesh, train)
   return InMemory(config, mesh)

@@ -91,6 +91,13 @@ def load_image(path: str, max_pixels: int = MAX_PIXELS) -> np.ndarray:
   return decode(source, path, max_pixels)
 
 
+def resize_square(pixels: np.ndarray, size: int) -> np.ndarray:
+  """The whole image [H, W, 3] at size x size (bicubic; unchanged where it is already)."""
+  if pixels.shape[:2] == (size, size):
+    return pixels
+  return np.asarray(Image.fromarray(pixels).resize((size, size), Image.BICUBIC))
+
+
 def decode(source: str | bytes | io.IOBase, name: str, max_pixels: int = MAX_PIXELS,
            draft: tuple[int, int] | None = None) -> np.ndarray:
   """An image file (a path, its bytes, or a binary file) as RGB uint8

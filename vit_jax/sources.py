@@ -10,23 +10,60 @@ file between calls, so Grain can send it to worker processes.
 
 A split's classes are its sorted class folders (those with images); give
 `class_names` (the training split's) to read another split in that order.
+Listing a folder of a million images, or reading every header of a large
+archive, takes minutes on network file systems: the listing is kept in
+$VIT_JAX_CACHE (default ~/.cache/vit_jax) and used again while the folders'
+modification times (the archive's size and time) are unchanged.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
 import sys
 import tarfile
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
 from vit_jax.data import DataError, tar_entries
+from vit_jax.files import atomic_write
 from vit_jax.images import IMAGE_SUFFIXES
 
 INDEX = 'index.json'  # An ArrayRecord folder's table of contents.
+SETTLED_SECONDS = 2.0  # A folder changed more recently may still change within its time stamp: not cached.
+
+
+def cache_dir() -> str:
+  return os.environ.get('VIT_JAX_CACHE') or os.path.join(
+      os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'vit_jax')
+
+
+def _cached_listing(key: dict, stamps: list[int], build: Callable[[], dict]) -> dict:
+  """build()'s {class: [entries]}, from the cache where `key` was listed with
+  the same `stamps` (modification times in ns) before; kept there for next
+  time unless a stamp is too recent to trust. A cache that cannot be read or
+  written is only slower."""
+  path = os.path.join(cache_dir(), 'listings', hashlib.sha256(json.dumps(key).encode()).hexdigest()[:32] + '.json')
+  try:
+    with open(path) as f:
+      cached = json.load(f)
+    if cached['stamps'] == stamps:
+      return {name: [tuple(e) if isinstance(e, list) else e for e in entries]
+              for name, entries in cached['found'].items()}
+  except (OSError, ValueError, KeyError, TypeError):
+    pass
+  found = build()
+  if max(stamps, default=0) < (time.time() - SETTLED_SECONDS) * 1e9:
+    try:
+      os.makedirs(os.path.dirname(path), exist_ok=True)
+      atomic_write(path, json.dumps({'key': key, 'stamps': stamps, 'found': found}).encode())
+    except OSError:
+      pass
+  return found
 
 
 def _classes(found: dict[str, list], where: str, class_names: Sequence[str] | None) -> tuple[str, ...]:
@@ -53,8 +90,11 @@ class FolderSource:
     if not os.path.isdir(where):
       raise DataError(f'{root!r} has no folder {split}/; expected split/class/image.jpg.')
     try:
-      found = {c: sorted(n for n in os.listdir(os.path.join(where, c)) if n.lower().endswith(IMAGE_SUFFIXES))
-               for c in os.listdir(where) if os.path.isdir(os.path.join(where, c))}
+      folders = sorted((e.name, e.stat().st_mtime_ns) for e in os.scandir(where) if e.is_dir())
+      found = _cached_listing(
+          {'folder': os.path.abspath(where)}, [os.stat(where).st_mtime_ns] + [t for _, t in folders],
+          lambda: {c: sorted(n for n in os.listdir(os.path.join(where, c)) if n.lower().endswith(IMAGE_SUFFIXES))
+                   for c, _ in folders})
     except OSError as e:
       raise DataError(f'cannot read {e.filename!r} ({e.strerror}).') from None
     self.root, self.class_names = where, _classes(found, where, class_names)
@@ -84,6 +124,19 @@ class TarSource:
       if f.read(2) in (b'\x1f\x8b', b'BZ') or path.endswith(('.gz', '.tgz', '.bz2', '.xz')):
         raise DataError(f'{path!r} is compressed, so its images cannot be read in any order; extract it, or '
                         f'convert it: python -m vit_jax.arrayrecord folder:{path} OUT.')
+    status = os.stat(path)
+    found = _cached_listing({'tar': os.path.abspath(path), 'split': split, 'size': status.st_size}, [status.st_mtime_ns],
+                            lambda: self._list(path, split))
+    self.path = path
+    self.class_names = _classes(found, f'{path}:{split}', class_names)
+    entries = [(e, k) for k, c in enumerate(self.class_names) for e in sorted(found.get(c, []))]
+    self.names = [name for (name, _, _), _ in entries]
+    self.spans = np.array([(offset, size) for (_, offset, size), _ in entries], np.int64).reshape(-1, 2)
+    self.labels = np.array([k for _, k in entries], np.int32)
+
+  @staticmethod
+  def _list(path: str, split: str) -> dict[str, list]:
+    """{class: [(member name, data offset, size)]} of `split`, reading every header."""
     found: dict[str, list] = {}
     for member, _ in tar_entries(path, read=False):
       parts = member.name.strip('/').split('/')
@@ -91,12 +144,7 @@ class TarSource:
         found.setdefault(parts[-1], [])
       elif len(parts) >= 3 and parts[-3] == split and member.isfile() and parts[-1].lower().endswith(IMAGE_SUFFIXES):
         found.setdefault(parts[-2], []).append((member.name, member.offset_data, member.size))
-    self.path = path
-    self.class_names = _classes(found, f'{path}:{split}', class_names)
-    entries = [(e, k) for k, c in enumerate(self.class_names) for e in sorted(found.get(c, []))]
-    self.names = [name for (name, _, _), _ in entries]
-    self.spans = np.array([(offset, size) for (_, offset, size), _ in entries], np.int64).reshape(-1, 2)
-    self.labels = np.array([k for _, k in entries], np.int32)
+    return found
 
   def __len__(self) -> int:
     return len(self.names)

@@ -13,9 +13,12 @@ batches, and a run resumes exactly at batch s by starting there: the step
 counter of the checkpoint is the whole state of the data.
 
 Workers (Grain's `mp_prefetch`: processes that import numpy and PIL, never
-JAX) decode, and for training take an Inception-style random-resized crop
-to `image_size` and a flip; for evaluation they resize the short side to
-image_size / crop_fraction and take the centre. An image that cannot be
+JAX) decode, and with crop='random_resized' (ImageNet's recipe) take an
+Inception-style random-resized crop to `image_size` and a flip for
+training, and for evaluation resize the short side to image_size /
+crop_fraction and take the centre. With crop='resize' (CIFAR's recipe, as
+the in-memory path) they resize the whole image to image_size for both, and
+the device crops and flips as it does for data in memory. An image that cannot be
 decoded is replaced by the next readable one of the split and named in
 `Batch.bad`: the caller counts them and decides when there are too many.
 Evaluation reads each image once over all hosts; the last batch is padded
@@ -33,7 +36,7 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image
 
-from vit_jax.images import ImageError, decode
+from vit_jax.images import ImageError, decode, resize_square
 
 ENDLESS = 2**40  # Batches of a training stream without a planned end (a time budget).
 REPLACEMENT_TRIES = 16  # Unreadable images in a row before a batch gives up.
@@ -90,20 +93,26 @@ def eval_image(pixels: np.ndarray, image_size: int, crop_fraction: float) -> np.
   return np.asarray(Image.fromarray(pixels).resize((image_size, image_size), Image.BICUBIC, box=box))
 
 
+CROPS = ('random_resized', 'resize')
+
+
 class Stream:
   """The batches of one split of `source` (len, [i] -> (encoded bytes, label),
   name(i)), as this host's share of every global batch."""
 
   def __init__(self, source, *, global_batch: int, image_size: int, seed: int, train: bool, workers: int = 0,
-               buffer: int = 2, threads: int = 1, crop_fraction: float = 0.875, process_index: int = 0,
-               process_count: int = 1):
+               buffer: int = 2, threads: int = 1, crop: str = 'random_resized', crop_fraction: float = 0.875,
+               process_index: int = 0, process_count: int = 1):
+    if crop not in CROPS:
+      raise ValueError(f'crop={crop!r}: use one of {CROPS}.')
     if global_batch % process_count:
       raise ValueError(f'the global batch {global_batch} is not a multiple of the {process_count} hosts.')
     if not len(source):
       raise ValueError('the split holds no images.')
     self.source, self.global_batch, self.image_size, self.seed, self.train = (source, global_batch, image_size,
                                                                               seed, train)
-    self.workers, self.buffer, self.threads, self.crop_fraction = workers, buffer, threads, crop_fraction
+    self.workers, self.buffer, self.threads = workers, buffer, threads
+    self.crop, self.crop_fraction = crop, crop_fraction
     self.local_batch = global_batch // process_count
     self.first = process_index * self.local_batch  # This host's place in every global batch.
     self._orders: dict[int, np.ndarray] = {}
@@ -145,7 +154,9 @@ class Stream:
       else:
         continue  # Padding.
       pixels, labels[j] = self._example(index, bad)
-      if self.train:
+      if self.crop == 'resize':
+        images[j] = resize_square(pixels, self.image_size)  # As vit_jax.data loads it.
+      elif self.train:
         images[j] = train_image(pixels, self.image_size, np.random.default_rng([self.seed, 1, int(position)]))
       else:
         images[j] = eval_image(pixels, self.image_size, self.crop_fraction)

@@ -79,6 +79,15 @@ def _objective(config, num_classes: int, mesh) -> tuple[Callable, tuple]:
   return objective, (jax.device_put(teacher.variables, steps.replicated(mesh)),)
 
 
+def _data_wait(waits: list[float], train_seconds: float) -> dict | None:
+  """How long the steps of this session (the first left out: it starts the
+  workers) waited for their batch: median, 99th percentile, share of time."""
+  if not waits:
+    return None
+  return {'p50_ms': round(1e3 * float(np.median(waits)), 3), 'p99_ms': round(1e3 * float(np.percentile(waits, 99)), 3),
+          'share': round(sum(waits) / max(train_seconds, 1e-9), 4), 'steps': len(waits)}
+
+
 def _check_resume(config, workdir: str, allow_changes: bool, step: int) -> None:
   """Refuses, naming the fields, settings that differ from those the run in
   `workdir` was started with, unless `allow_changes`; then config.json keeps
@@ -161,7 +170,7 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
   graphdef, state = steps.init_state(model, tx, num_train=num_train if feed.in_memory else 1, seed=config.seed,
                                      use_ema=bool(config.optim.get('ema_decay')), mesh=mesh)  # Streamed: no perm.
   del model
-  aug = config.aug if feed.in_memory else ml_collections.ConfigDict(  # Streamed: the workers crop and flip.
+  aug = config.aug if not feed.crops_and_flips else ml_collections.ConfigDict(  # The workers did.
       {**config.aug.to_dict(), 'crop_padding': 0, 'flip': False})
   augment_batch = functools.partial(augment.augment_batch, aug=aug, num_classes=num_classes,
                                     mean=config.data.mean, std=config.data.std)
@@ -269,7 +278,7 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
     # ------------------------------------------------------------------ loop
     progress = tqdm(total=None if total_steps == steps.UNPLANNED else total_steps, initial=start_step,
                     disable=not (is_main and config.progress_bar), unit='step', dynamic_ncols=True)
-    step, last_log, metrics, step_times = start_step, None, None, []
+    step, last_log, metrics, step_times, data_waits = start_step, None, None, [], []
     inputs = feed.train_inputs(start_step)  # The batches of steps start_step + 1, ...
     mark = None  # (step, time) where the plan's step times were last checked; not before a first step (compiling).
     with stop.deferred() if stop is not None else contextlib.nullcontext():  # Signals: at the end of a step.
@@ -280,6 +289,7 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
           calibrating = total_steps == steps.UNPLANNED
           t = clock()
           batch = next(inputs)
+          data_waits.append(clock() - t)  # The host's time to hand over the batch: ~0 unless input-bound.
           with jax.transfer_guard('disallow'):
             in_flight = metrics
             state, metrics = step_fn(step, total_steps)(state, *batch, *objective_args)
@@ -355,7 +365,8 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
       chosen = next((r['val_accuracy'] for r in records if r['step'] == chosen_step and 'val_accuracy' in r), None)
       summary = {'steps': step, 'epochs': step / steps_per_epoch, 'train_seconds': round(train_seconds, 2),
                  'plan': plan and dataclasses.asdict(plan), 'tested_step': chosen_step, 'val_accuracy': chosen,
-                 'num_val_images': val_size, 'devices': jax.device_count(),
+                 'num_val_images': val_size, 'data_wait': _data_wait(data_waits[1:], train_seconds - seconds_before),
+                 'devices': jax.device_count(),
                  'device_kind': jax.devices()[0].device_kind, 'data': config.data.source}
       result = {'test_accuracy': float((preds == test_labels).mean())}
       if is_main:

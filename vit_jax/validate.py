@@ -55,6 +55,7 @@ RULES = {
     'data.memory_limit_gb': NON_NEGATIVE,
     'data.workers': ('an integer >= -1 (-1: one per core but one)', lambda v: _integer(v) and v >= -1),
     'data.buffer': POSITIVE_INT,
+    'data.stream_crop': ("'resize' or 'random_resized'", lambda v: v in ('resize', 'random_resized')),
     'data.eval_crop_fraction': ('a number in (0, 1]', lambda v: _number(v) and 0 < v <= 1),
     'data.max_bad_fraction': FRACTION,
     'data.mean': RGB,
