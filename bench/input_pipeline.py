@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import tempfile
@@ -22,7 +21,8 @@ import time
 import numpy as np
 from PIL import Image
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+from record import ROOT, provenance, write_record
+
 sys.path.insert(0, ROOT)
 
 from vit_jax import data, images, sources, stream  # noqa: E402
@@ -74,6 +74,7 @@ def main() -> None:
   if args.one:
     print(pipeline_rate(args.one[0], int(args.one[1]), args.batches))
     return
+  started = provenance()
   counts = [int(w) for w in args.workers.split(',')]
   with tempfile.TemporaryDirectory() as folder:
     make_jpegs(folder, args.images)
@@ -88,19 +89,13 @@ def main() -> None:
                              capture_output=True, text=True, check=True).stdout
         rates[w].append(float(out.strip().splitlines()[-1]))
   result = {
-      'command': 'python bench/input_pipeline.py ' + ' '.join(sys.argv[1:]),
-      'commit': subprocess.run(['git', 'rev-parse', '--short', 'HEAD'], cwd=ROOT, capture_output=True,
-                               text=True).stdout.strip(),
-      'device': f'{platform.processor() or platform.machine()}, {os.cpu_count()} cores',
-      'date': time.strftime('%Y-%m-%d'),
       'decode_images_per_s_one_core': {k: round(float(np.median(v)), 1) for k, v in decode.items()},
       'pipeline_images_per_s_by_workers': {str(w): round(float(np.median(v)), 1) for w, v in rates.items()},
       'all_rounds': {'decode': decode, 'pipeline': {str(w): v for w, v in rates.items()}},
   }
   print(json.dumps(result, indent=1))
   if args.out:
-    with open(args.out, 'w') as f:
-      json.dump(result, f, indent=1)
+    write_record(args.out, started, **result)
 
 
 if __name__ == '__main__':
