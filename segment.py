@@ -37,8 +37,8 @@ import os
 import sys
 import urllib.parse
 
-from seg_bridge.cli import (OneLineParser, add_segmenter_arguments, checked, error, load_segmenter, source_of,
-                            unique_sources)
+from seg_bridge.cli import (OneLineParser, add_engine_arguments, add_segmenter_arguments, checked, engine_problem,
+                            error, listed_inputs, load_models, settings_for, source_of, unique_sources)
 from vit_jax.images import IMAGE_SUFFIXES
 from vit_jax.interrupts import StopRequest
 
@@ -89,7 +89,7 @@ def stem_of(path: str) -> str:
 
 def parse_args(argv=None):
   parser = OneLineParser(description=__doc__.split('\n')[0])
-  parser.add_argument('images', nargs='+', help='Image files, folders of images, or http(s) URLs.')
+  parser.add_argument('images', nargs='*', help='Image files, folders of images, or http(s) URLs.')
   parser.add_argument('--prompt', required=True, help='What to segment; several objects separated by commas.')
   parser.add_argument('--out', default='segment_out', help='Output folder (default: segment_out).')
   parser.add_argument('--redo', action='store_true',
@@ -97,7 +97,9 @@ def parse_args(argv=None):
   add_segmenter_arguments(parser)
   parser.add_argument('--shard', type=shard_spec, default=None, metavar='I/N',
                       help='Segment only the I-th of N disjoint shares of the images (by a hash of each path), '
-                           'so N processes or machines split a large folder; they may share --out.')
+                           'so N processes or machines split a large folder; they may share --out. For job '
+                           'arrays without Ray (SLURM); with a Ray cluster use --engine ray.')
+  add_engine_arguments(parser, 'image')
   return parser.parse_intermixed_args(argv)  # Images may come before or after the options.
 
 
@@ -106,11 +108,17 @@ def main(argv=None, stop=None) -> int:
   the status of an interrupt: 130 for Ctrl-C, 143 for SIGTERM."""
   args = parse_args(argv)
   from seg_bridge.types import PromptError
+  problem = engine_problem(args)
+  if problem:
+    return error(problem)
   try:
     options, prompts = checked(args)
+    inputs = args.images + listed_inputs(args.list)
   except (PromptError, ValueError) as e:
     return error(str(e))
-  paths, listing_errors = image_paths(args.images)
+  if not inputs:
+    return error('give images, folders of them, URLs, or --list FILE.')
+  paths, listing_errors = image_paths(inputs)
   for line in listing_errors:
     print(f'error: {line}', file=sys.stderr)
   paths, notes = unique_sources(paths)
@@ -118,70 +126,60 @@ def main(argv=None, stop=None) -> int:
     print(f'note: {line}', file=sys.stderr)
   if not paths:
     return error('no images found in the given folders.') if not listing_errors else 1
+  from seg_bridge.engines import EngineError, drive, run_ray, start_ray, stop_ray
+  from seg_bridge.jobs import ImageJob
   try:
-    segmenter, settings = load_segmenter(options, prompts)
-  except (PromptError, ValueError, OSError) as e:  # Missing or broken weights, a bad --device, prompts too long.
+    job = ImageJob(options, tuple(prompts), settings_for(options, prompts), args.out)
+    models = load_models(job) if args.engine == 'local' else start_ray(args.ray_address)  # Ray: actors load.
+  except (PromptError, ValueError, OSError, EngineError) as e:  # Missing or broken weights, a bad --device, prompts too long.
     return error(str(e))
   from seg_bridge.outputs import OutputError, OutputFolder
   try:
     out = OutputFolder(args.out, shard='{}-of-{}'.format(*args.shard) if args.shard else '')
   except OutputError as e:
+    if args.engine == 'ray':
+      stop_ray()
     return error(str(e))
-  counts = collections.Counter()  # written, skipped, failed
   mine = [p for p in paths if in_shard(p, args.shard)] if args.shard else paths
   if args.shard:
     print('shard {}/{}: {} of the {} images.'.format(*args.shard, len(mine), len(paths)))
+  counts = collections.Counter()
   try:
-    segment_all(segmenter, settings, prompts, paths, mine, out, counts, redo=args.redo)
+    items = work_items(out, paths, mine)
+    todo = [i for i in items if args.redo or not out.is_done(i.name, i.source, job.settings)]
+    if args.engine == 'local':
+      results = map(job.worker(models, out), todo)
+    else:
+      results = run_ray(job, todo, workers=args.workers or (1, 1), gpus_per_worker=args.gpus_per_worker or 0.0,
+                        batch_size=args.batch_size or 1)
+    record = {'engine': args.engine, 'workers': args.workers, 'settings': job.settings}
+    drive(results, counts, total=len(todo), skipped=len(items) - len(todo), out_root=args.out, record=record,
+                   suffix='-{}-of-{}'.format(*args.shard) if args.shard else '', unit='image')
+  except EngineError as e:
+    return error(str(e))
   except KeyboardInterrupt:
     print(f'interrupted: {counts["written"] + counts["skipped"]} of {len(mine)} images done in {args.out!r}; run '
           'the same command again to finish the rest.', file=sys.stderr)
     return stop.exit_status if stop is not None else 130
   finally:
+    if args.engine == 'ray':
+      stop_ray()
     out.close()
-  if counts['skipped']:
-    print(f'{counts["skipped"]} of {len(mine)} images were done by an earlier run with the same settings and kept '
-          '(--redo does them again).')
+  if len(items) > len(todo):
+    print(f'{len(items) - len(todo)} of {len(mine)} images were done by an earlier run with the same settings and '
+          'kept (--redo does them again).')
   return 1 if counts['failed'] or listing_errors else 0
 
 
-def segment_all(segmenter, settings, prompts, paths, mine, out, counts: collections.Counter, *, redo: bool) -> None:
-  """Segments and writes each image of `mine` (some or all of `paths`), one
-  line per failure, counting in `counts` the images written, skipped (done
-  before) and failed. Folder names are assigned over all `paths`, so that
-  shards writing into one --out agree on them."""
-  from tqdm import tqdm
-
-  from vit_jax.images import ImageError, load_image
-  from seg_bridge.loading import reason
-
+def work_items(out, paths: list[str], mine: list[str]) -> list:
+  """An Item (path, source, folder name) for each image of `mine` (some or
+  all of `paths`). Folder names are assigned over all `paths`, so that shards
+  writing into one --out agree on them."""
+  from seg_bridge.jobs import Item
   sources = [source_of(p) for p in paths]
   names = dict(zip(paths, out.assign_names(sources, [stem_of(p) for p in paths])))
   chosen = set(mine)
-  work = [(p, s, names[p]) for p, s in zip(paths, sources) if p in chosen]
-  for path, source, name in tqdm(work, unit='image', disable=len(work) < 2):
-    if not redo and out.is_done(name, source, settings):
-      counts['skipped'] += 1
-      continue
-    try:
-      image = load_image(path)
-      result = segmenter.segment(image, prompts)
-      out.write(name, source, settings, image, result)
-    except ImageError as e:
-      counts['failed'] += 1
-      tqdm.write(f'error: {e}', file=sys.stderr)
-      continue
-    except OSError as e:
-      counts['failed'] += 1
-      tqdm.write(f'error: {path!r}: cannot write its results to {out.root!r} ({e.strerror or e}).', file=sys.stderr)
-      continue
-    except Exception as e:  # The finder or SAM cannot take this image (e.g. a few pixels wide); the rest go on.
-      counts['failed'] += 1
-      tqdm.write(f'error: {path!r}: cannot segment it ({reason(e)}).', file=sys.stderr)
-      continue
-    counts['written'] += 1
-    found = ', '.join(f'{i.label!r} {i.score:.2f}' for i in result.instances) or 'nothing'
-    tqdm.write(f'{path!r}: {found} -> {os.path.join(out.root, name)!r}')
+  return [Item(p, s, names[p]) for p, s in zip(paths, sources) if p in chosen]
 
 
 if __name__ == '__main__':

@@ -27,8 +27,8 @@ import collections
 import os
 import sys
 
-from seg_bridge.cli import (OneLineParser, add_segmenter_arguments, checked, error, load_segmenter, source_of,
-                            unique_sources)
+from seg_bridge.cli import (OneLineParser, add_engine_arguments, add_segmenter_arguments, checked, engine_problem,
+                            error, listed_inputs, load_models, positive_int, settings_for, source_of, unique_sources)
 from vit_jax.interrupts import StopRequest
 
 STOP = StopRequest()  # Ctrl-C and SIGTERM: finished videos are kept, never a traceback.
@@ -49,16 +49,9 @@ def video_paths(inputs: list[str]) -> list[str]:
   return list(dict.fromkeys(paths))
 
 
-def positive_int(text: str) -> int:
-  import argparse
-  if not (text.isdigit() and int(text) >= 1):
-    raise argparse.ArgumentTypeError(f'{text!r} is not a whole number >= 1')
-  return int(text)
-
-
 def parse_args(argv=None):
   parser = OneLineParser(description=__doc__.split('\n')[0])
-  parser.add_argument('videos', nargs='+', help='Video files, or folders of them.')
+  parser.add_argument('videos', nargs='*', help='Video files, or folders of them.')
   parser.add_argument('--prompt', required=True, help='What to segment; several objects separated by commas.')
   parser.add_argument('--out', default='video_out', help='Output folder (default: video_out).')
   parser.add_argument('--every', type=positive_int, default=15,
@@ -68,93 +61,72 @@ def parse_args(argv=None):
   parser.add_argument('--max-frames', type=positive_int, default=None, help='Only the first N frames of each video.')
   parser.add_argument('--redo', action='store_true', help='Segment again the videos an earlier run already did.')
   add_segmenter_arguments(parser)
+  add_engine_arguments(parser, 'video')
   return parser.parse_intermixed_args(argv)
 
 
 def main(argv=None, stop=None) -> int:
   args = parse_args(argv)
   from seg_bridge.types import PromptError
+  problem = engine_problem(args)
+  if problem:
+    return error(problem)
   try:
     options, prompts = checked(args)
+    inputs = args.videos + listed_inputs(args.list)
   except (PromptError, ValueError) as e:
     return error(str(e))
-  paths, notes = unique_sources(video_paths(args.videos))
+  if not inputs:
+    return error('give videos, folders of them, or --list FILE.')
+  paths, notes = unique_sources(video_paths(inputs))
   for line in notes:
     print(f'note: {line}', file=sys.stderr)
   if not paths:
     return error('no videos found in the given folders.')
+  from seg_bridge.engines import EngineError, drive, run_ray, start_ray, stop_ray
+  from seg_bridge.jobs import Item, VideoJob
+  settings = {**settings_for(options, prompts), 'tracker': args.tracker_model, 'every': args.every,
+              'max_frames': args.max_frames}
+  job = VideoJob(options, tuple(prompts), settings, args.out, args.tracker_model, args.every, args.max_frames,
+                 frame_bars=args.engine == 'local')
   try:
-    tracker, settings = load_tracker(args, options, prompts)
-  except (PromptError, ValueError, OSError) as e:  # Missing or broken weights, a bad --device, prompts too long.
+    tracker = load_models(job) if args.engine == 'local' else start_ray(args.ray_address)  # Ray: actors load.
+  except (PromptError, ValueError, OSError, EngineError) as e:  # Missing or broken weights, a bad --device, prompts too long.
     return error(str(e))
   from seg_bridge.outputs import OutputError, OutputFolder
   try:
     out = OutputFolder(args.out)
   except OutputError as e:
+    if args.engine == 'ray':
+      stop_ray()
     return error(str(e))
   counts = collections.Counter()
   try:
-    for path in paths:
-      segment_video(tracker, settings, prompts, path, out, counts, redo=args.redo, max_frames=args.max_frames)
+    sources = [source_of(p) for p in paths]
+    names = out.assign_names(sources, [os.path.splitext(os.path.basename(p))[0] for p in paths])
+    items = [Item(*row) for row in zip(paths, sources, names)]
+    todo = [i for i in items if args.redo or not out.is_done(i.name, i.source, settings)]
+    if args.engine == 'local':
+      results = map(job.worker(tracker, out), todo)
+    else:  # One video per task.
+      results = run_ray(job, todo, workers=args.workers or (1, 1), gpus_per_worker=args.gpus_per_worker or 0.0,
+                        batch_size=args.batch_size or 1)
+    drive(results, counts, total=len(todo), skipped=len(items) - len(todo), out_root=args.out,
+          record={'engine': args.engine, 'workers': args.workers, 'settings': settings}, unit='video')
+  except EngineError as e:
+    return error(str(e))
   except KeyboardInterrupt:
     print(f'interrupted: {counts["written"] + counts["skipped"]} of {len(paths)} videos done in {args.out!r}; run '
           'the same command again to finish the rest.', file=sys.stderr)
     return stop.exit_status if stop is not None else 130
   finally:
+    if args.engine == 'ray':
+      stop_ray()
     out.close()
   if counts['skipped']:
     print(f'{counts["skipped"]} of {len(paths)} videos were done by an earlier run with the same settings and kept '
           '(--redo does them again).')
   return 1 if counts['failed'] else 0
-
-
-def load_tracker(args, options, prompts):
-  """The key frames' segmenter and SAM 2's tracker, and the settings that make a result."""
-  from seg_bridge.tracking import Sam2Tracker, VideoTracker
-  segmenter, settings = load_segmenter(options, prompts)
-  tracker = VideoTracker(segmenter, Sam2Tracker.load(args.tracker_model, options.device), every=args.every)
-  return tracker, {**settings, 'tracker': args.tracker_model, 'every': args.every, 'max_frames': args.max_frames}
-
-
-def segment_video(tracker, settings, prompts, path, out, counts, *, redo: bool, max_frames: int | None) -> None:
-  """Tracks and writes one video, or says in one line why not; counts it in `counts`."""
-  from tqdm import tqdm
-
-  from seg_bridge.loading import reason
-  from seg_bridge.video_io import VideoError, VideoReader
-  from seg_bridge.video_outputs import VideoOutputs
-
-  source = source_of(path)
-  name = out.assign_names([source], [os.path.splitext(os.path.basename(path))[0]])[0]
-  if not redo and out.is_done(name, source, settings):
-    counts['skipped'] += 1
-    return
-  try:
-    with VideoReader(path, max_frames) as video:
-      outputs = VideoOutputs(out.begin(name), video.fps)
-      try:
-        for frame, result in tqdm(tracker.track(video, prompts), total=video.frame_count, unit='frame',
-                                  desc=os.path.basename(path)):
-          outputs.add(frame, result)
-      except BaseException:
-        outputs.abort()
-        raise
-      outputs.close({'source': source, 'settings': settings, 'prompts': prompts, 'size': list(video.size)})
-    out.commit(name)
-  except VideoError as e:
-    counts['failed'] += 1
-    print(f'error: {e}', file=sys.stderr)
-    return
-  except OSError as e:
-    counts['failed'] += 1
-    print(f'error: {path!r}: cannot write its results to {out.root!r} ({e.strerror or e}).', file=sys.stderr)
-    return
-  except Exception as e:  # pylint: disable=broad-except  (the models cannot take this video; the rest go on)
-    counts['failed'] += 1
-    print(f'error: {path!r}: cannot segment it ({reason(e)}).', file=sys.stderr)
-    return
-  counts['written'] += 1
-  print(f'{path!r}: {len(outputs.seen)} objects -> {os.path.join(out.root, name)!r}')
 
 
 if __name__ == '__main__':

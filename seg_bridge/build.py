@@ -17,6 +17,7 @@ import os
 
 from seg_bridge.finders import FINDERS, make_finder
 from seg_bridge.maskers import MASKERS, make_masker
+from seg_bridge.maskers.sam import official_path
 from seg_bridge.pipeline import TextSegmenter
 from seg_bridge.types import Segmenter
 from seg_bridge.segmenters import SEGMENTERS
@@ -51,23 +52,36 @@ def check(options: Options) -> None:
     raise ValueError('--threshold applies to CLIPSeg heatmaps only; use --min-score for box scores.')
 
 
-def build(options: Options) -> tuple[Segmenter, dict]:
-  """The segmenter the options name (models loaded), and its settings."""
-  check(options)
+def _finder_options(options: Options) -> dict:
   finder_options = {k: v for k, v in (('min_score', options.min_score), ('threshold', options.threshold))
                     if v is not None}
   if options.max_per_prompt != Options.max_per_prompt:  # Only where set: earlier runs' settings stay valid.
     finder_options['max_per_prompt'] = options.max_per_prompt
+  return finder_options
+
+
+def settings_of(options: Options) -> dict:
+  """What makes a result (finder, masker, their weights, the thresholds),
+  known before any model loads: a driver that loads none can tell done work."""
+  check(options)
+  if options.finder in SEGMENTERS:
+    return {'finder': options.finder, 'finder_model': options.finder_model or SEGMENTERS[options.finder].default_model,
+            **_finder_options(options)}
+  if options.masker == 'sam':
+    masker = f'SAM {options.sam_type} {os.path.realpath(options.masker_model or official_path(options.sam_type))}'
+  else:
+    masker = f'SAM 2 {options.masker_model or MASKERS[options.masker].default_model}'
+  return {'finder': options.finder, 'finder_model': options.finder_model or FINDERS[options.finder].default_model,
+          **_finder_options(options), 'masker': masker}
+
+
+def build(options: Options) -> tuple[Segmenter, dict]:
+  """The segmenter the options name (models loaded), and its settings."""
+  settings = settings_of(options)
   if options.finder in SEGMENTERS:
     cls = SEGMENTERS[options.finder]
-    segmenter = cls.load(options.finder_model or cls.default_model, options.device, **finder_options)
-    return segmenter, {'finder': options.finder, 'finder_model': options.finder_model or cls.default_model,
-                       **finder_options}
-  finder = make_finder(options.finder, options.finder_model, options.device, **finder_options)
+    return cls.load(options.finder_model or cls.default_model, options.device, **_finder_options(options)), settings
+  finder = make_finder(options.finder, options.finder_model, options.device, **_finder_options(options))
   masker_options = {'model_type': options.sam_type} if options.masker == 'sam' else {}
   masker = make_masker(options.masker, options.masker_model, options.device, **masker_options)
-  settings = {'finder': options.finder, 'finder_model': options.finder_model or finder.default_model,
-              **finder_options,
-              'masker': (f'SAM {options.sam_type} {os.path.realpath(masker.checkpoint)}' if options.masker == 'sam'
-                         else f'SAM 2 {options.masker_model or masker.default_model}')}
   return TextSegmenter(finder, masker), settings

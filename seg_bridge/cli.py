@@ -54,6 +54,78 @@ def add_segmenter_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--device', default=None, help='cuda, mps or cpu (default: the best available).')
 
 
+def add_engine_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
+  """Where the work runs: here, one `unit` after another, or over Ray."""
+  parser.add_argument('--list', action='append', default=[], metavar='FILE',
+                      help=f'A file naming one {unit} (path or URL) per line, for more than a command line holds.')
+  parser.add_argument('--engine', default='local', choices=('local', 'ray'),
+                      help=f"local: one {unit} after another in this process; ray: over a Ray Data actor pool, on "
+                           'this machine or a cluster (pip install -e ".[ray]"; --out must be a folder every node '
+                           'sees).')
+  parser.add_argument('--ray-address', default=None,
+                      help='With --engine ray: the cluster to join (default: $RAY_ADDRESS, else a local one).')
+  parser.add_argument('--workers', type=pool_size, default=None, metavar='N|MIN,MAX',
+                      help='With --engine ray: actors, each loading the models once (MIN,MAX: autoscaled; default 1).')
+  parser.add_argument('--gpus-per-worker', type=non_negative, default=None,
+                      help='With --engine ray: GPUs each actor holds (fractions share one; default 0).')
+  parser.add_argument('--batch-size', type=positive_int, default=None,
+                      help=f'With --engine ray: {unit}s an actor takes per call (default 1).')
+
+
+def engine_problem(args: argparse.Namespace) -> str | None:
+  """Why the engine options do not go together, or None."""
+  ray_only = [flag for flag, value in (('--ray-address', args.ray_address), ('--workers', args.workers),
+                                       ('--gpus-per-worker', args.gpus_per_worker), ('--batch-size', args.batch_size))
+              if value is not None]
+  if args.engine == 'local' and ray_only:
+    return f'{ray_only[0]} applies to --engine ray only.'
+  if args.engine == 'ray' and getattr(args, 'shard', None):
+    return '--shard splits work without Ray (job arrays); with --engine ray, Ray spreads it: leave --shard out.'
+  return None
+
+
+def listed_inputs(files: list[str]) -> list[str]:
+  """The inputs the --list files name, one per line (blank lines and # comments skipped)."""
+  inputs = []
+  for path in files:
+    try:
+      with open(path, encoding='utf-8') as f:
+        inputs += [line.strip() for line in f if line.strip() and not line.lstrip().startswith('#')]
+    except (OSError, UnicodeDecodeError) as e:
+      reason = e.strerror if isinstance(e, OSError) and e.strerror else 'not a UTF-8 text file'
+      raise ValueError(f'--list {path!r} cannot be read ({reason}).') from None
+  return inputs
+
+
+def pool_size(text: str) -> tuple[int, int]:
+  """argparse type for --workers: 'N' (a fixed pool) or 'MIN,MAX' (autoscaled)."""
+  parts = text.split(',')
+  if not (1 <= len(parts) <= 2 and all(p.strip().isdigit() for p in parts)):
+    raise argparse.ArgumentTypeError(f'{text!r} is not N or MIN,MAX (whole numbers)')
+  low, high = int(parts[0]), int(parts[-1])
+  if not 1 <= low <= high:
+    raise argparse.ArgumentTypeError(f'{text!r}: need 1 <= MIN <= MAX')
+  return low, high
+
+
+def positive_int(text: str) -> int:
+  """argparse type: a whole number >= 1."""
+  if not (text.isdigit() and int(text) >= 1):
+    raise argparse.ArgumentTypeError(f'{text!r} is not a whole number >= 1')
+  return int(text)
+
+
+def non_negative(text: str) -> float:
+  """argparse type: a finite number >= 0."""
+  try:
+    value = float(text)
+  except ValueError:
+    raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
+  if not (math.isfinite(value) and value >= 0):
+    raise argparse.ArgumentTypeError(f'{text} is not a number >= 0')
+  return value
+
+
 def options_from(args: argparse.Namespace) -> Options:
   return Options(finder=args.finder, finder_model=args.finder_model, masker='sam2' if args.sam2_model else 'sam',
                  masker_model=args.sam2_model or args.sam_checkpoint, sam_type=args.sam_type,
@@ -79,16 +151,17 @@ def checked(args: argparse.Namespace) -> tuple[Options, list[str]]:
   return options, prompts
 
 
-def load_segmenter(options: Options, prompts: list[str]):
-  """The segmenter the options name, after checking the prompts fit it, and
-  the settings that make a result (for recognising finished work)."""
-  from transformers.utils import logging as hf_logging
+def settings_for(options: Options, prompts: list[str]) -> dict:
+  """What makes a result (for recognising finished work), known before any model loads."""
+  from seg_bridge.build import settings_of
+  return {'prompts': prompts, **settings_of(options)}
 
-  from seg_bridge.build import build
-  hf_logging.disable_progress_bar()  # One bar, over the images or frames, is enough.
-  segmenter, settings = build(options)
-  segmenter.check_prompts(prompts)
-  return segmenter, {'prompts': prompts, **settings}
+
+def load_models(job):
+  """job.load(), with Hugging Face's download bars off (one bar, over the inputs, is enough)."""
+  from transformers.utils import logging as hf_logging
+  hf_logging.disable_progress_bar()
+  return job.load()
 
 
 def check_out(path: str) -> None:

@@ -12,7 +12,8 @@ holding another image's results (or anything this program did not write) is
 never touched. One process at a time writes to OUT (a lock file), or several
 with disjoint shards of the images (segment.py --shard I/N: each holds OUT's
 lock shared and its shard's own lock, and stages in OUT/.partial-I-of-N/);
-opening OUT finishes or removes what a killed run left there.
+opening OUT finishes or removes what a killed run left there. A Ray run's
+actors write through OutputFolder.worker, under the driver's lock.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import json
 import os
 import re
 import shutil
+import uuid
 
 import numpy as np
 from PIL import Image, ImageDraw
@@ -29,6 +31,7 @@ from PIL import Image, ImageDraw
 from vit_jax.files import Busy, hold_lock, replace_dir, restore_dir
 
 RESULT = 'result.json'
+RUN_RECORDS = re.compile(r'(run|errors)(-\d+-of-\d+)?\.jsonl?', re.IGNORECASE)  # OUT/run.json, OUT/errors.jsonl.
 
 
 class OutputError(OSError):
@@ -109,6 +112,16 @@ class OutputFolder:
       raise OutputError(f'cannot write to --out {root!r} ({e.strerror or e}); give a folder you can write to.') from None
     self.recover()
 
+  @classmethod
+  def worker(cls, root: str) -> OutputFolder:
+    """A writer into `root` for a process a driver runs (a Ray actor, maybe
+    on another machine): no lock (the driver holds OUT's) and a staging
+    folder of its own, which the driver's close() clears if the process dies."""
+    self = cls.__new__(cls)
+    self.root, self.shard, self._locks = root, '', []
+    self.partial = os.path.join(root, f'.partial-worker-{uuid.uuid4().hex[:16]}')
+    return self
+
   def close(self) -> None:
     self.recover()
     for handle in self._locks:
@@ -137,13 +150,14 @@ class OutputFolder:
   def assign_names(self, sources: list[str], stems: list[str]) -> list[str]:
     """A folder name per source: its stem, with _2, _3 ... where that name is
     taken, by another of these sources (letter case ignored, as on macOS and
-    Windows) or by a folder that is not this source's earlier result."""
+    Windows), by a folder that is not this source's earlier result, or by the
+    run's records (run.json, errors.jsonl)."""
     names, taken = [], set()
     for source, stem in zip(sources, stems):
       base = safe_stem(stem)
       name, k = base, 1
-      while name.lower() in taken or (os.path.lexists(os.path.join(self.root, name))
-                                      and (self._record(name) or {}).get('source') != source):
+      while name.lower() in taken or RUN_RECORDS.fullmatch(name) or (
+          os.path.lexists(os.path.join(self.root, name)) and (self._record(name) or {}).get('source') != source):
         k += 1
         name = f'{base}_{k}'
       taken.add(name.lower())

@@ -76,6 +76,13 @@ def sam2_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope='session')
+def sam2_video_dir(tmp_path_factory):
+  """A tiny random SAM 2 video model saved like a Hub copy."""
+  from seg_tiny import save_tiny_sam2_video
+  return save_tiny_sam2_video(tmp_path_factory.mktemp('sam2_video'))
+
+
+@pytest.fixture(scope='session')
 def sam3_dir(tmp_path_factory):
   """A tiny random SAM 3 saved like a Hub copy."""
   from seg_tiny import save_tiny_sam3

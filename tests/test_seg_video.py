@@ -115,12 +115,6 @@ def test_an_unclear_return_gets_a_new_id():
     VideoTracker(ColourSegmenter(), FollowingTracker(), every=0)
 
 
-@pytest.fixture(scope='module')
-def sam2_video_dir(tmp_path_factory):
-  from seg_tiny import save_tiny_sam2_video
-  return save_tiny_sam2_video(tmp_path_factory.mktemp('sam2_video'))
-
-
 def test_sam2_streaming_keeps_ids_and_a_bounded_session(sam2_video_dir):
   tracker = Sam2Tracker.load(sam2_video_dir, 'cpu')
   frames, truth = shapes_video(count=24)
@@ -170,9 +164,12 @@ def test_the_command_writes_overlay_masks_and_id_maps(tmp_path, clipseg_dir, sam
       assert obj['label'] == 'square' and (ids[mask] >= obj['id']).all()
   with VideoReader(str(out / 'clip' / 'overlay.mp4')) as overlay:
     assert overlay.size == (64, 96) and len(list(overlay)) == 8
-  assert sorted(p.name for p in out.iterdir()) == ['.lock', 'clip']
+  assert sorted(p.name for p in out.iterdir()) == ['.lock', 'clip', 'errors.jsonl', 'run.json']
+  failed = [json.loads(line)['name'] for line in (out / 'errors.jsonl').read_text().splitlines()]
+  assert failed == ['broken', 'cut']
   assert segment_video.main(args[:-2]) == 0  # Done before with the same settings: kept.
   assert '1 of 1 videos were done by an earlier run' in capsys.readouterr().out
+  assert not (out / 'errors.jsonl').exists()  # This run failed nothing.
 
 
 @pytest.mark.parametrize('extra, phrase', [
@@ -225,7 +222,7 @@ def test_ctrl_c_keeps_finished_videos_and_leaves_no_partial_one(tmp_path, clipse
   _, stderr = process.communicate(timeout=120)
   assert process.returncode == 130 and 'Traceback' not in stderr, stderr
   assert stderr.strip().splitlines()[-1].startswith('interrupted: ')
-  done = sorted(p.name for p in out.iterdir() if not p.name.startswith('.'))
+  done = sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith('.'))
   assert 'clip0' in done and len(done) < 4 and not (out / '.partial').exists()
   for name in done:
     assert (out / name / 'result.json').is_file()

@@ -52,7 +52,10 @@ def test_writes_overlay_masks_and_json_with_rle(tmp_path, clipseg_dir, tiny_sam_
     np.testing.assert_array_equal(mask_utils.decode(rle).astype(bool), mask)
   with Image.open(tmp_path / 'out' / 'dog' / 'overlay.png') as overlay:
     assert overlay.size == (96, 64) and overlay.mode == 'RGB'
-  assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['.lock', 'dog']
+  assert sorted(p.name for p in (tmp_path / 'out').iterdir()) == ['.lock', 'dog', 'run.json']
+  run = json.loads((tmp_path / 'out' / 'run.json').read_text())
+  assert (run['written'], run['skipped'], run['failed'], run['finished'], run['engine']) == (1, 0, 0, True, 'local')
+  assert run['settings'] == record['settings'] | {'prompts': ['dog', 'cap']}
 
 
 def test_grounding_dino_boxes_become_masks(tmp_path, dino_dir, tiny_sam_checkpoints):
@@ -97,6 +100,12 @@ def test_bad_images_fail_alone_and_the_rest_is_processed(tmp_path, clipseg_dir, 
   assert "broken.jpg': not a readable image" in capsys.readouterr().err
   names = sorted(p.name for p in (tmp_path / 'out').iterdir())
   assert 'gray' in names and 'rgba' in names and not any(n.startswith('broken') for n in names)
+  failures = [json.loads(line) for line in (tmp_path / 'out' / 'errors.jsonl').read_text().splitlines()]
+  assert [(f['input'], f['name']) for f in failures] == [(str(folder / 'broken.jpg'), 'broken')]
+  assert failures[0]['error'].endswith('not a readable image (cannot identify image file ' +
+                                       repr(str(folder / 'broken.jpg')) + ').')
+  run = json.loads((tmp_path / 'out' / 'run.json').read_text())
+  assert (run['written'], run['failed'], run['inputs']) == (len(names) - 3, 1, len(names) - 2)
 
 
 def test_images_by_url(http_folder, clipseg_dir, tiny_sam_checkpoints):
@@ -167,7 +176,7 @@ def test_shards_split_a_folder_with_no_overlap_and_no_loss(tmp_path, clipseg_dir
     counts.append(int(capsys.readouterr().out.split(': ')[1].split(' of')[0]))
   def names(out):
     return {json.loads((out / n / 'result.json').read_text())['source']: n
-            for n in sorted(p.name for p in out.iterdir() if not p.name.startswith('.'))}
+            for n in sorted(p.name for p in out.iterdir() if p.is_dir() and not p.name.startswith('.'))}
   assert sum(counts) == 8 and sorted(names(out)) == sorted(str(p) for p in folder.iterdir())
   assert segment.main(['--prompt', 'dog', str(folder), *everything(clipseg_dir, tmp_path / 'all')]) == 0
   assert names(out) == names(tmp_path / 'all')  # Each image's folder named as one run over all names it.

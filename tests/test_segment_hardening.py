@@ -38,7 +38,7 @@ def run(args, timeout=180, **kwargs):
 
 def assert_complete(out):
   """Every image folder in `out` holds result.json and every file it names."""
-  folders = [p for p in out.iterdir() if not p.name.startswith('.')] if out.exists() else []
+  folders = [p for p in out.iterdir() if p.is_dir() and not p.name.startswith('.')] if out.exists() else []
   for folder in folders:
     record = json.loads((folder / 'result.json').read_text())
     expected = {'result.json', 'overlay.png'} | {i['mask_png'] for i in record['instances']}
@@ -282,7 +282,7 @@ def start(args):
 def wait_for_folders(out, count, process, timeout=120):
   deadline = time.time() + timeout
   while time.time() < deadline and process.poll() is None:
-    if out.exists() and len([p for p in out.iterdir() if not p.name.startswith('.')]) >= count:
+    if out.exists() and len([p for p in out.iterdir() if p.is_dir() and not p.name.startswith('.')]) >= count:
       return
     time.sleep(0.005)
 

@@ -35,17 +35,21 @@ SAM_CHECKPOINTS = {  # The official files: URL, and the SHA-256 of the whole fil
 MIRROR = 'SEG_BRIDGE_SAM_MIRROR'  # Environment: a URL folder holding the same file names (a mirror, a proxy).
 
 
-def official_checkpoint(model_type: str) -> str:
-  """The official checkpoint of `model_type` in torch.hub's checkpoint folder
-  (~/.cache/torch/hub/checkpoints), downloaded there on first use, with a
-  progress bar, and checked against its SHA-256; ModelNotFoundError offline."""
+def official_path(model_type: str) -> str:
+  """Where the official checkpoint of `model_type` is kept: torch.hub's
+  checkpoint folder (~/.cache/torch/hub/checkpoints)."""
   import torch
+  return os.path.join(torch.hub.get_dir(), 'checkpoints', SAM_CHECKPOINTS[model_type][0].rsplit('/', 1)[-1])
+
+
+def official_checkpoint(model_type: str) -> str:
+  """official_path(model_type), downloaded there on first use, with a
+  progress bar, and checked against its SHA-256; ModelNotFoundError offline."""
   url, sha256 = SAM_CHECKPOINTS[model_type]
-  name = url.rsplit('/', 1)[-1]
+  path = official_path(model_type)
+  folder, name = os.path.split(path)
   if os.environ.get(MIRROR):
     url = os.environ[MIRROR].rstrip('/') + '/' + name
-  folder = os.path.join(torch.hub.get_dir(), 'checkpoints')
-  path = os.path.join(folder, name)
   if not os.path.isfile(path):
     print(f'Downloading the SAM {model_type} checkpoint (once) from {url} to {folder!r}', file=sys.stderr)
     try:

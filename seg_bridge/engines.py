@@ -1,0 +1,137 @@
+"""Where a job's inputs run, and the driver that reports them.
+
+    results = map(job.worker(job.load(), out), items)   # one after another, in this process
+    start_ray(address); results = run_ray(job, items, workers=(1, 4))   # a Ray Data actor pool
+    counts = drive(results, total=len(items), ...)    # one bar, a line per failure, errors.jsonl, run.json
+
+Ray (pip install -e ".[ray]"): the driver sends only the inputs' names;
+each actor loads the models once (seg_bridge.jobs), decodes its images
+itself and writes their folders straight into --out, which must therefore be
+a folder every node sees at the same path (a shared file system). Ray
+restarts an actor that dies and retries its batch; a retried input's folder
+is written again whole, never twice.
+"""
+
+from __future__ import annotations
+
+import collections
+import dataclasses
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Iterable, Iterator
+
+from seg_bridge.jobs import FAILED, UNUSABLE, WRITTEN, Done, Item
+from vit_jax.files import atomic_write
+
+
+class EngineError(RuntimeError):
+  """Nothing can be done (Ray missing or unreachable, the models do not load); one line."""
+
+
+class _Actor:
+  """A Ray Data actor: the job's worker, built once; a batch of inputs -> their Done rows."""
+
+  def __init__(self, job, folder: str):
+    try:
+      os.chdir(folder)  # The driver's: relative inputs, --out and model folders mean the same here.
+    except OSError:
+      pass  # Another machine without that folder: absolute paths and URLs still serve.
+    try:
+      self.work, self.problem = job.open(), None
+    except Exception as e:  # Missing weights, a bad device, prompts too long: every row says so.
+      from seg_bridge.loading import reason
+      self.work, self.problem = None, reason(e)
+
+  def __call__(self, batch: dict) -> dict:
+    rows = []
+    for path, source, name in zip(batch['path'], batch['source'], batch['name']):
+      item = Item(str(path), str(source), str(name))
+      rows.append(self.work(item) if self.work else Done(item.path, item.name, UNUSABLE, self.problem))
+    return {field.name: [getattr(row, field.name) for row in rows] for field in dataclasses.fields(Done)}
+
+
+def start_ray(address: str | None):
+  """Joins the Ray cluster at `address` (or $RAY_ADDRESS), or starts one on
+  this machine; quiet: no dashboard, no usage statistics, no Ray progress bars."""
+  try:
+    import ray
+    import ray.data  # noqa: F401
+  except ImportError:
+    raise EngineError('--engine ray needs Ray: pip install -e ".[ray]" (or pip install "ray[data]").') from None
+  os.environ.setdefault('RAY_USAGE_STATS_ENABLED', '0')
+  logging.getLogger('ray').setLevel(logging.ERROR)
+  try:
+    ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+             configure_logging=True)
+  except Exception as e:  # ConnectionError, a bad address, a cluster of another version: one line.
+    where = address or os.environ.get('RAY_ADDRESS') or 'a local cluster'
+    raise EngineError(f'cannot start or join Ray at {where!r} ({" ".join(str(e).split())[:200]}).') from None
+  context = ray.data.DataContext.get_current()
+  context.enable_progress_bars = False
+  context.print_on_execution_start = False
+  return ray
+
+
+def run_ray(job, items: list[Item], *, workers: tuple[int, int] = (1, 1), gpus_per_worker: float = 0.0,
+            batch_size: int = 1) -> Iterator[Done]:
+  """The job's inputs over a Ray Data actor pool of `workers` (min, max)
+  actors, each holding `gpus_per_worker` GPUs, `batch_size` inputs a call
+  (after start_ray; stop_ray when done)."""
+  import ray
+  if not items:
+    return
+  dataset = ray.data.from_items([dataclasses.asdict(item) for item in items])
+  results = dataset.map_batches(
+      _Actor, fn_constructor_args=(job, os.getcwd()), batch_size=batch_size, batch_format='numpy',
+      compute=ray.data.ActorPoolStrategy(min_size=workers[0], max_size=workers[1]),
+      num_gpus=gpus_per_worker or None, num_cpus=None if gpus_per_worker else 1)
+  for row in results.iter_rows():
+    yield Done(**{key: str(value) for key, value in row.items()})
+
+
+def stop_ray() -> None:
+  """Leaves the cluster (and stops a local one start_ray started)."""
+  import ray
+  ray.shutdown()
+
+
+def drive(results: Iterable[Done], counts: collections.Counter, *, total: int, skipped: int, out_root: str,
+          record: dict, suffix: str = '', unit: str = 'image') -> None:
+  """Reports `results` as they come: a progress bar (done, skipped, failed,
+  rate), a line per input, one per failure on stderr; then a summary line,
+  OUT/errors.jsonl (the failures, absent when none) and OUT/run.json (counts,
+  seconds, `record`: engine, workers, settings); `counts` gets 'written',
+  'skipped' and 'failed'. EngineError where the models cannot load.
+  Interrupted (KeyboardInterrupt), what came back is counted and recorded."""
+  from tqdm import tqdm
+  counts['skipped'] += skipped
+  failures, started, finished = [], time.perf_counter(), False
+  bar = tqdm(total=total, unit=unit, disable=total < 2, dynamic_ncols=True)
+  try:
+    for done in results:
+      if done.status == UNUSABLE:
+        raise EngineError(done.line)
+      counts[done.status] += 1
+      bar.update()
+      bar.set_postfix(written=counts[WRITTEN], skipped=skipped, failed=counts[FAILED], refresh=False)
+      tqdm.write(done.line, file=sys.stderr if done.status == FAILED else sys.stdout)
+      if done.status == FAILED:
+        failures.append({'input': done.path, 'name': done.name, 'error': done.line.removeprefix('error: ')})
+    finished = True
+  finally:
+    bar.close()
+    seconds = time.perf_counter() - started
+    errors = os.path.join(out_root, f'errors{suffix}.jsonl')
+    if failures:
+      atomic_write(errors, ''.join(json.dumps(f) + '\n' for f in failures).encode())
+    elif os.path.exists(errors):
+      os.remove(errors)  # An earlier run's: its failures are done now, or failed again and listed above.
+    atomic_write(os.path.join(out_root, f'run{suffix}.json'), json.dumps(
+        {'written': counts[WRITTEN], 'skipped': skipped, 'failed': counts[FAILED], 'inputs': total + skipped,
+         'finished': finished, 'seconds': round(seconds, 2), **record}, indent=1).encode())
+  rate = counts[WRITTEN] / seconds if seconds > 0 else 0.0
+  print(f'{counts[WRITTEN]} written, {skipped} skipped, {counts[FAILED]} failed in {seconds:.1f} s ({rate:.2f}/s)'
+        + (f'; the failures are listed in {errors!r}.' if failures else '.'))

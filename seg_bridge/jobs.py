@@ -1,0 +1,135 @@
+"""One input's work, the same in this process (--engine local) and in a Ray
+actor (--engine ray): a job's worker loads the models once, then segments
+each input it is given and commits its output folder in one rename.
+
+    job = ImageJob(options, prompts, settings, out='results')
+    work = job.worker(job.load(), OutputFolder('results'))   # or job.open(): a worker writing on its own
+    done = work(Item(path='dog.jpg', source='/abs/dog.jpg', name='dog'))
+    done.status, done.line        # 'written', "'dog.jpg': 'dog' 0.93 -> 'results/dog'"
+
+A job is plain data (picklable: Ray ships it to its actors). Writing is
+idempotent: a retried input replaces its folder with the same files, so an
+actor restarted after a crash never leaves a duplicate or a half-written one.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable
+
+from seg_bridge.build import Options
+
+WRITTEN, FAILED, UNUSABLE = 'written', 'failed', 'unusable'  # UNUSABLE: the models cannot load; nothing can be done.
+
+
+@dataclasses.dataclass(frozen=True)
+class Item:
+  path: str  # The input as given (a file or URL).
+  source: str  # What identifies it across runs (seg_bridge.cli.source_of).
+  name: str  # Its output folder's name under --out.
+
+
+@dataclasses.dataclass(frozen=True)
+class Done:
+  path: str
+  name: str
+  status: str  # WRITTEN, FAILED or UNUSABLE
+  line: str  # What to print: what was found, or why it failed, in one line.
+
+
+@dataclasses.dataclass(frozen=True)
+class ImageJob:
+  """segment.py's work on one image: find, outline, write OUT/NAME/."""
+
+  options: Options
+  prompts: tuple[str, ...]
+  settings: dict
+  out: str
+
+  def load(self):
+    """The models (PromptError, ValueError or OSError where they cannot serve)."""
+    from seg_bridge.build import build
+    segmenter, _ = build(self.options)
+    segmenter.check_prompts(list(self.prompts))
+    return segmenter
+
+  def open(self) -> Callable[[Item], Done]:
+    """A worker with its models, writing into --out on its own (a Ray actor)."""
+    from seg_bridge.outputs import OutputFolder
+    return self.worker(self.load(), OutputFolder.worker(self.out))
+
+  def worker(self, segmenter, out) -> Callable[[Item], Done]:
+    """Item -> Done: segments with the loaded models, writes through `out` (an OutputFolder)."""
+    from seg_bridge.loading import reason
+    from vit_jax.images import ImageError, load_image
+
+    def work(item: Item) -> Done:
+      try:
+        image = load_image(item.path)
+        result = segmenter.segment(image, list(self.prompts))
+        folder = out.write(item.name, item.source, self.settings, image, result)
+      except ImageError as e:
+        return Done(item.path, item.name, FAILED, f'error: {e}')
+      except OSError as e:
+        return Done(item.path, item.name, FAILED,
+                    f'error: {item.path!r}: cannot write its results to {out.root!r} ({e.strerror or e}).')
+      except Exception as e:  # The finder or SAM cannot take this image (e.g. a few pixels wide); the rest go on.
+        return Done(item.path, item.name, FAILED, f'error: {item.path!r}: cannot segment it ({reason(e)}).')
+      found = ', '.join(f'{i.label!r} {i.score:.2f}' for i in result.instances) or 'nothing'
+      return Done(item.path, item.name, WRITTEN, f'{item.path!r}: {found} -> {folder!r}')
+    return work
+
+
+@dataclasses.dataclass(frozen=True)
+class VideoJob:
+  """segment_video.py's work on one video: track through it, write OUT/NAME/."""
+
+  options: Options
+  prompts: tuple[str, ...]
+  settings: dict
+  out: str
+  tracker_model: str
+  every: int
+  max_frames: int | None
+  frame_bars: bool = True  # A progress bar over each video's frames (not in Ray actors).
+
+  def load(self):
+    from seg_bridge.tracking import Sam2Tracker, VideoTracker
+    segmenter = ImageJob(self.options, self.prompts, self.settings, self.out).load()
+    return VideoTracker(segmenter, Sam2Tracker.load(self.tracker_model, self.options.device), every=self.every)
+
+  def open(self) -> Callable[[Item], Done]:
+    from seg_bridge.outputs import OutputFolder
+    return self.worker(self.load(), OutputFolder.worker(self.out))
+
+  def worker(self, tracker, out) -> Callable[[Item], Done]:
+    return lambda item: self._track(tracker, out, item)
+
+  def _track(self, tracker, out, item: Item) -> Done:
+    from tqdm import tqdm
+
+    from seg_bridge.loading import reason
+    from seg_bridge.video_io import VideoError, VideoReader
+    from seg_bridge.video_outputs import VideoOutputs
+    try:
+      with VideoReader(item.path, self.max_frames) as video:
+        outputs = VideoOutputs(out.begin(item.name), video.fps)
+        try:
+          for frame, result in tqdm(tracker.track(video, list(self.prompts)), total=video.frame_count, unit='frame',
+                                    desc=os.path.basename(item.path), disable=not self.frame_bars):
+            outputs.add(frame, result)
+        except BaseException:
+          outputs.abort()
+          raise
+        outputs.close({'source': item.source, 'settings': self.settings, 'prompts': list(self.prompts),
+                       'size': list(video.size)})
+      folder = out.commit(item.name)
+    except VideoError as e:
+      return Done(item.path, item.name, FAILED, f'error: {e}')
+    except OSError as e:
+      return Done(item.path, item.name, FAILED,
+                  f'error: {item.path!r}: cannot write its results to {out.root!r} ({e.strerror or e}).')
+    except Exception as e:  # The models cannot take this video; the rest go on.
+      return Done(item.path, item.name, FAILED, f'error: {item.path!r}: cannot segment it ({reason(e)}).')
+    return Done(item.path, item.name, WRITTEN, f'{item.path!r}: {len(outputs.seen)} objects -> {folder!r}')
