@@ -2,7 +2,7 @@
 
     results = map(job.worker(job.load(), out), items)   # one after another, in this process
     start_ray(address); results = run_ray(job, items, workers=(1, 4))   # a Ray Data actor pool
-    counts = drive(results, total=len(items), ...)    # one bar, a line per failure, errors.jsonl, run.json
+    drive(results, counts, total=len(items), ...)      # one bar, a line per failure, errors.jsonl, run.json
 
 Ray (pip install -e ".[ray]"): the driver sends only the inputs' names;
 each actor loads the models once (seg_bridge.jobs), decodes its images
@@ -108,12 +108,13 @@ def drive(results: Iterable[Done], counts: collections.Counter, *, total: int, s
   Interrupted (KeyboardInterrupt), what came back is counted and recorded."""
   from tqdm import tqdm
   counts['skipped'] += skipped
-  failures, started, finished = [], time.perf_counter(), False
-  bar = tqdm(total=total, unit=unit, disable=total < 2, dynamic_ncols=True)
+  failures, started, finished, bar = [], time.perf_counter(), False, None
   try:
     for done in results:
       if done.status == UNUSABLE:
         raise EngineError(done.line)
+      if bar is None:  # From the first result on: models that cannot load end the run in one line.
+        bar = tqdm(total=total, unit=unit, disable=total < 2, dynamic_ncols=True)
       counts[done.status] += 1
       bar.update()
       bar.set_postfix(written=counts[WRITTEN], skipped=skipped, failed=counts[FAILED], refresh=False)
@@ -122,7 +123,8 @@ def drive(results: Iterable[Done], counts: collections.Counter, *, total: int, s
         failures.append({'input': done.path, 'name': done.name, 'error': done.line.removeprefix('error: ')})
     finished = True
   finally:
-    bar.close()
+    if bar is not None:
+      bar.close()
     seconds = time.perf_counter() - started
     errors = os.path.join(out_root, f'errors{suffix}.jsonl')
     if failures:

@@ -145,6 +145,14 @@ sys.exit(segment.main())
 '''
 
 
+@pytest.mark.slow  # A local Ray whose actors cannot load their models: half a minute.
+def test_models_that_do_not_load_in_the_actors_end_the_run_in_one_line(tmp_path, sam2_dir):
+  status, _, err = run_segment([str(photos(tmp_path / 'in', 3)), '--engine', 'ray',
+                                *options(str(tmp_path / 'no_model'), sam2_dir, tmp_path / 'out')])
+  assert status == 2 and len(err.strip().splitlines()) == 1 and err.startswith('error: '), err
+  assert 'no_model' in err and not folders(tmp_path / 'out')
+
+
 @pytest.mark.slow  # A local Ray and a crashed actor restarted: about a minute.
 def test_an_actor_that_dies_is_restarted_and_every_folder_ends_complete_once(tmp_path, clipseg_dir, sam2_dir):
   inputs, out, marker = photos(tmp_path / 'in', 4), tmp_path / 'out', tmp_path / 'crashed'
