@@ -151,8 +151,9 @@ def main(argv=None, stop=None) -> int:
       results = map(job.worker(models, out), todo)
     else:
       results = run_ray(job, todo, workers=args.workers or (1, 1), gpus_per_worker=args.gpus_per_worker or 0.0,
-                        batch_size=args.batch_size or 1)
-    record = {'engine': args.engine, 'workers': args.workers, 'settings': job.settings}
+                        cpus_per_worker=args.cpus_per_worker or 1.0, batch_size=args.batch_size or 1)
+    record = {'engine': args.engine, 'workers': args.workers, 'cpus_per_worker': args.cpus_per_worker,
+              'gpus_per_worker': args.gpus_per_worker, 'settings': job.settings}
     drive(results, counts, total=len(todo), skipped=len(items) - len(todo), out_root=args.out, record=record,
                    suffix='-{}-of-{}'.format(*args.shard) if args.shard else '', unit='image')
   except EngineError as e:

@@ -87,8 +87,8 @@ def main(argv=None, stop=None) -> int:
   from seg_bridge.jobs import Item, VideoJob
   settings = {**settings_for(options, prompts), 'tracker': args.tracker_model, 'every': args.every,
               'max_frames': args.max_frames}
-  job = VideoJob(options, tuple(prompts), settings, args.out, args.tracker_model, args.every, args.max_frames,
-                 frame_bars=args.engine == 'local')
+  job = VideoJob(options, tuple(prompts), settings, args.out, tracker_model=args.tracker_model, every=args.every,
+                 max_frames=args.max_frames, frame_bars=args.engine == 'local')
   try:
     tracker = load_models(job) if args.engine == 'local' else start_ray(args.ray_address)  # Ray: actors load.
   except (PromptError, ValueError, OSError, EngineError) as e:  # Missing or broken weights, a bad --device, prompts too long.
@@ -110,9 +110,10 @@ def main(argv=None, stop=None) -> int:
       results = map(job.worker(tracker, out), todo)
     else:  # One video per task.
       results = run_ray(job, todo, workers=args.workers or (1, 1), gpus_per_worker=args.gpus_per_worker or 0.0,
-                        batch_size=args.batch_size or 1)
+                        cpus_per_worker=args.cpus_per_worker or 1.0, batch_size=args.batch_size or 1)
     drive(results, counts, total=len(todo), skipped=len(items) - len(todo), out_root=args.out,
-          record={'engine': args.engine, 'workers': args.workers, 'settings': settings}, unit='video')
+          record={'engine': args.engine, 'workers': args.workers, 'cpus_per_worker': args.cpus_per_worker,
+                  'gpus_per_worker': args.gpus_per_worker, 'settings': settings}, unit='video')
   except EngineError as e:
     return error(str(e))
   except KeyboardInterrupt:

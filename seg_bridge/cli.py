@@ -68,6 +68,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
                       help='With --engine ray: actors, each loading the models once (MIN,MAX: autoscaled; default 1).')
   parser.add_argument('--gpus-per-worker', type=non_negative, default=None,
                       help='With --engine ray: GPUs each actor holds (fractions share one; default 0).')
+  parser.add_argument('--cpus-per-worker', type=non_negative, default=None,
+                      help='With --engine ray: CPU cores each actor holds, and its torch threads (default 1).')
   parser.add_argument('--batch-size', type=positive_int, default=None,
                       help=f'With --engine ray: {unit}s an actor takes per call (default 1).')
 
@@ -75,7 +77,8 @@ def add_engine_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
 def engine_problem(args: argparse.Namespace) -> str | None:
   """Why the engine options do not go together, or None."""
   ray_only = [flag for flag, value in (('--ray-address', args.ray_address), ('--workers', args.workers),
-                                       ('--gpus-per-worker', args.gpus_per_worker), ('--batch-size', args.batch_size))
+                                       ('--gpus-per-worker', args.gpus_per_worker),
+                                       ('--cpus-per-worker', args.cpus_per_worker), ('--batch-size', args.batch_size))
               if value is not None]
   if args.engine == 'local' and ray_only:
     return f'{ray_only[0]} applies to --engine ray only.'

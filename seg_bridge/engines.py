@@ -76,10 +76,11 @@ def start_ray(address: str | None):
 
 
 def run_ray(job, items: list[Item], *, workers: tuple[int, int] = (1, 1), gpus_per_worker: float = 0.0,
-            batch_size: int = 1) -> Iterator[Done]:
+            cpus_per_worker: float = 1.0, batch_size: int = 1) -> Iterator[Done]:
   """The job's inputs over a Ray Data actor pool of `workers` (min, max)
-  actors, each holding `gpus_per_worker` GPUs, `batch_size` inputs a call
-  (after start_ray; stop_ray when done)."""
+  actors, each holding `gpus_per_worker` GPUs and `cpus_per_worker` cores
+  (Ray sets its thread count to them), `batch_size` inputs a call (after
+  start_ray; stop_ray when done)."""
   import ray
   if not items:
     return
@@ -87,7 +88,7 @@ def run_ray(job, items: list[Item], *, workers: tuple[int, int] = (1, 1), gpus_p
   results = dataset.map_batches(
       _Actor, fn_constructor_args=(job, os.getcwd()), batch_size=batch_size, batch_format='numpy',
       compute=ray.data.ActorPoolStrategy(min_size=workers[0], max_size=workers[1]),
-      num_gpus=gpus_per_worker or None, num_cpus=None if gpus_per_worker else 1)
+      num_gpus=gpus_per_worker or None, num_cpus=cpus_per_worker)
   for row in results.iter_rows():
     yield Done(**{key: str(value) for key, value in row.items()})
 

@@ -38,6 +38,20 @@ class Done:
   line: str  # What to print: what was found, or why it failed, in one line.
 
 
+def _failed(item: Item, out, error: Exception, said: tuple[type, ...]) -> Done:
+  """The Done row of an input that failed with `error`: errors of the types
+  `said` are one line already; OSError here is writing; anything else, the
+  models could not take the input (the rest go on)."""
+  from seg_bridge.loading import reason
+  if isinstance(error, said):
+    line = f'error: {error}'
+  elif isinstance(error, OSError):
+    line = f'error: {item.path!r}: cannot write its results to {out.root!r} ({error.strerror or error}).'
+  else:
+    line = f'error: {item.path!r}: cannot segment it ({reason(error)}).'
+  return Done(item.path, item.name, FAILED, line)
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageJob:
   """segment.py's work on one image: find, outline, write OUT/NAME/."""
@@ -61,7 +75,6 @@ class ImageJob:
 
   def worker(self, segmenter, out) -> Callable[[Item], Done]:
     """Item -> Done: segments with the loaded models, writes through `out` (an OutputFolder)."""
-    from seg_bridge.loading import reason
     from vit_jax.images import ImageError, load_image
 
     def work(item: Item) -> Done:
@@ -69,39 +82,25 @@ class ImageJob:
         image = load_image(item.path)
         result = segmenter.segment(image, list(self.prompts))
         folder = out.write(item.name, item.source, self.settings, image, result)
-      except ImageError as e:
-        return Done(item.path, item.name, FAILED, f'error: {e}')
-      except OSError as e:
-        return Done(item.path, item.name, FAILED,
-                    f'error: {item.path!r}: cannot write its results to {out.root!r} ({e.strerror or e}).')
-      except Exception as e:  # The finder or SAM cannot take this image (e.g. a few pixels wide); the rest go on.
-        return Done(item.path, item.name, FAILED, f'error: {item.path!r}: cannot segment it ({reason(e)}).')
+      except Exception as e:  # One input fails alone.
+        return _failed(item, out, e, said=(ImageError,))
       found = ', '.join(f'{i.label!r} {i.score:.2f}' for i in result.instances) or 'nothing'
       return Done(item.path, item.name, WRITTEN, f'{item.path!r}: {found} -> {folder!r}')
     return work
 
 
 @dataclasses.dataclass(frozen=True)
-class VideoJob:
+class VideoJob(ImageJob):
   """segment_video.py's work on one video: track through it, write OUT/NAME/."""
 
-  options: Options
-  prompts: tuple[str, ...]
-  settings: dict
-  out: str
-  tracker_model: str
-  every: int
-  max_frames: int | None
+  tracker_model: str = ''
+  every: int = 15
+  max_frames: int | None = None
   frame_bars: bool = True  # A progress bar over each video's frames (not in Ray actors).
 
   def load(self):
     from seg_bridge.tracking import Sam2Tracker, VideoTracker
-    segmenter = ImageJob(self.options, self.prompts, self.settings, self.out).load()
-    return VideoTracker(segmenter, Sam2Tracker.load(self.tracker_model, self.options.device), every=self.every)
-
-  def open(self) -> Callable[[Item], Done]:
-    from seg_bridge.outputs import OutputFolder
-    return self.worker(self.load(), OutputFolder.worker(self.out))
+    return VideoTracker(super().load(), Sam2Tracker.load(self.tracker_model, self.options.device), every=self.every)
 
   def worker(self, tracker, out) -> Callable[[Item], Done]:
     return lambda item: self._track(tracker, out, item)
@@ -109,7 +108,6 @@ class VideoJob:
   def _track(self, tracker, out, item: Item) -> Done:
     from tqdm import tqdm
 
-    from seg_bridge.loading import reason
     from seg_bridge.video_io import VideoError, VideoReader
     from seg_bridge.video_outputs import VideoOutputs
     try:
@@ -125,11 +123,6 @@ class VideoJob:
         outputs.close({'source': item.source, 'settings': self.settings, 'prompts': list(self.prompts),
                        'size': list(video.size)})
       folder = out.commit(item.name)
-    except VideoError as e:
-      return Done(item.path, item.name, FAILED, f'error: {e}')
-    except OSError as e:
-      return Done(item.path, item.name, FAILED,
-                  f'error: {item.path!r}: cannot write its results to {out.root!r} ({e.strerror or e}).')
-    except Exception as e:  # The models cannot take this video; the rest go on.
-      return Done(item.path, item.name, FAILED, f'error: {item.path!r}: cannot segment it ({reason(e)}).')
+    except Exception as e:  # One input fails alone.
+      return _failed(item, out, e, said=(VideoError,))
     return Done(item.path, item.name, WRITTEN, f'{item.path!r}: {len(outputs.seen)} objects -> {folder!r}')
