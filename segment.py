@@ -131,7 +131,7 @@ def main(argv=None, stop=None) -> int:
   try:
     job = ImageJob(options, tuple(prompts), settings_for(options, prompts), args.out)
     models = load_models(job) if args.engine == 'local' else start_ray(args.ray_address)  # Ray: actors load.
-  except (PromptError, ValueError, OSError, EngineError) as e:  # Missing or broken weights, a bad --device, prompts too long.
+  except (PromptError, ValueError, OSError, EngineError) as e:  # Weights, --device, prompts too long, no Ray.
     return error(str(e))
   from seg_bridge.outputs import OutputError, OutputFolder
   try:

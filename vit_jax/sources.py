@@ -125,8 +125,8 @@ class TarSource:
         raise DataError(f'{path!r} is compressed, so its images cannot be read in any order; extract it, or '
                         f'convert it: python -m vit_jax.arrayrecord folder:{path} OUT.')
     status = os.stat(path)
-    found = _cached_listing({'tar': os.path.abspath(path), 'split': split, 'size': status.st_size}, [status.st_mtime_ns],
-                            lambda: self._list(path, split))
+    found = _cached_listing({'tar': os.path.abspath(path), 'split': split, 'size': status.st_size},
+                            [status.st_mtime_ns], lambda: self._list(path, split))
     self.path = path
     self.class_names = _classes(found, f'{path}:{split}', class_names)
     entries = [(e, k) for k, c in enumerate(self.class_names) for e in sorted(found.get(c, []))]
