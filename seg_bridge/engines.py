@@ -19,6 +19,7 @@ import dataclasses
 import json
 import logging
 import os
+import signal
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -63,12 +64,15 @@ def start_ray(address: str | None):
     raise EngineError('--engine ray needs Ray: pip install -e ".[ray]" (or pip install "ray[data]").') from None
   os.environ.setdefault('RAY_USAGE_STATS_ENABLED', '0')
   logging.getLogger('ray').setLevel(logging.ERROR)
+  on_sigterm = signal.getsignal(signal.SIGTERM)
   try:
     ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
              configure_logging=True)
   except Exception as e:  # ConnectionError, a bad address, a cluster of another version: one line.
     where = address or os.environ.get('RAY_ADDRESS') or 'a local cluster'
     raise EngineError(f'cannot start or join Ray at {where!r} ({" ".join(str(e).split())[:200]}).') from None
+  finally:  # ray.init makes SIGTERM exit at once; the command's own handler says what was kept, and stops Ray.
+    signal.signal(signal.SIGTERM, on_sigterm)
   context = ray.data.DataContext.get_current()
   context.enable_progress_bars = False
   context.print_on_execution_start = False

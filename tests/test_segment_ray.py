@@ -172,17 +172,24 @@ def test_an_actor_that_dies_is_restarted_and_every_folder_ends_complete_once(tmp
   assert sources == {str(inputs / f'img{k}.png') for k in range(4)}
 
 
-@pytest.mark.slow  # A local Ray killed with its driver, then a rerun: about a minute and a half.
-def test_a_driver_killed_with_sigkill_is_finished_by_a_rerun(tmp_path, clipseg_dir, sam2_dir):
+@pytest.mark.slow  # A local Ray stopped with SIGTERM, one killed with its driver, then a rerun: about two minutes.
+def test_a_driver_stopped_or_killed_is_finished_by_a_rerun(tmp_path, clipseg_dir, sam2_dir):
   inputs, out = photos(tmp_path / 'in', 8), tmp_path / 'out'
   args = [str(inputs), '--engine', 'ray', '--workers', '1,2', *options(clipseg_dir, sam2_dir, out)]  # Autoscaled.
-  driver = subprocess.Popen([sys.executable, 'segment.py', *args], cwd=ROOT, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
-  deadline = time.time() + 300
-  while time.time() < deadline and driver.poll() is None and len(folders(out) if out.exists() else {}) < 2:
-    time.sleep(0.05)
-  driver.send_signal(signal.SIGKILL)
-  driver.wait(timeout=60)
+
+  def stop_after(count, signum, stderr):
+    driver = subprocess.Popen([sys.executable, 'segment.py', *args], cwd=ROOT, stdout=subprocess.DEVNULL,
+                              stderr=stderr)
+    deadline = time.time() + 300
+    while time.time() < deadline and driver.poll() is None and len(folders(out) if out.exists() else {}) < count:
+      time.sleep(0.05)
+    driver.send_signal(signum)
+    return driver.wait(timeout=120)
+  with open(tmp_path / 'stopped.log', 'w') as log:
+    assert stop_after(1, signal.SIGTERM, log) == 143
+  said = (tmp_path / 'stopped.log').read_text()
+  assert 'Traceback' not in said and 'interrupted: ' in said and 'run the same command again' in said, said
+  assert stop_after(len(folders(out)) + 1, signal.SIGKILL, subprocess.DEVNULL) == -signal.SIGKILL
   done = assert_complete(out)  # Whatever is there is whole.
   assert 2 <= len(done) < 8
   status, stdout, err = run_segment(args)
