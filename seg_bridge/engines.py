@@ -134,7 +134,7 @@ def drive(results: Iterable[Done], counts: collections.Counter, *, total: int, s
     errors = os.path.join(out_root, f'errors{suffix}.jsonl')
     if failures:
       atomic_write(errors, ''.join(json.dumps(f) + '\n' for f in failures).encode())
-    elif os.path.exists(errors):
+    elif finished and os.path.exists(errors):
       os.remove(errors)  # An earlier run's: its failures are done now, or failed again and listed above.
     atomic_write(os.path.join(out_root, f'run{suffix}.json'), json.dumps(
         {'written': counts[WRITTEN], 'skipped': skipped, 'failed': counts[FAILED], 'inputs': total + skipped,
