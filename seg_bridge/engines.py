@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import io
 import json
 import logging
 import os
 import signal
 import sys
+import tempfile
 import time
 from collections.abc import Iterable, Iterator
 
@@ -56,7 +58,8 @@ class _Actor:
 
 def start_ray(address: str | None):
   """Joins the Ray cluster at `address` (or $RAY_ADDRESS), or starts one on
-  this machine; quiet: no dashboard, no usage statistics, no Ray progress bars."""
+  this machine; quiet: no dashboard, no usage statistics, no Ray progress bars,
+  Ray's own notes in a log file (_NativeStderr), not among the command's lines."""
   try:
     import ray
     import ray.data  # noqa: F401
@@ -65,14 +68,18 @@ def start_ray(address: str | None):
   os.environ.setdefault('RAY_USAGE_STATS_ENABLED', '0')
   logging.getLogger('ray').setLevel(logging.ERROR)
   on_sigterm = signal.getsignal(signal.SIGTERM)
+  _NATIVE_STDERR.divert()
   try:
     ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
              configure_logging=True)
   except Exception as e:  # ConnectionError, a bad address, a cluster of another version: one line.
+    _NATIVE_STDERR.restore()
     where = address or os.environ.get('RAY_ADDRESS') or 'a local cluster'
     raise EngineError(f'cannot start or join Ray at {where!r} ({" ".join(str(e).split())[:200]}).') from None
   finally:  # ray.init makes SIGTERM exit at once; the command's own handler says what was kept, and stops Ray.
     signal.signal(signal.SIGTERM, on_sigterm)
+  for name in ('ray', 'ray.data'):  # Ray Data configures its own logger: its notes are not the user's.
+    logging.getLogger(name).setLevel(logging.ERROR)
   context = ray.data.DataContext.get_current()
   context.enable_progress_bars = False
   context.print_on_execution_start = False
@@ -100,7 +107,42 @@ def run_ray(job, items: list[Item], *, workers: tuple[int, int] = (1, 1), gpus_p
 def stop_ray() -> None:
   """Leaves the cluster (and stops a local one start_ray started)."""
   import ray
-  ray.shutdown()
+  try:
+    ray.shutdown()
+  finally:
+    _NATIVE_STDERR.restore()
+
+
+class _NativeStderr:
+  """Ray's C++ core writes notes to this process's file descriptor 2, below
+  Python's logging (one per actor even in plain use: ray-project/ray#57733).
+  While Ray runs, descriptor 2 goes to a log file and Python's sys.stderr to
+  where descriptor 2 went before, so the user reads this command's lines only."""
+
+  def __init__(self):
+    self.terminal, self.path = None, ''
+
+  def divert(self) -> None:
+    self.path = os.path.join(tempfile.gettempdir(), f'seg_bridge-ray-{os.getpid()}.log')
+    sys.stderr.flush()
+    self.terminal, log = os.dup(2), os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    os.dup2(log, 2)
+    os.close(log)
+    sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(self.terminal), 'wb', buffering=0), encoding=sys.__stderr__.encoding,
+                                  errors='backslashreplace', write_through=True)
+
+  def restore(self) -> None:
+    if self.terminal is None:
+      return
+    sys.stderr.flush()
+    os.dup2(self.terminal, 2)
+    os.close(self.terminal)
+    sys.stderr, self.terminal = sys.__stderr__, None
+    if os.path.exists(self.path) and not os.path.getsize(self.path):
+      os.remove(self.path)
+
+
+_NATIVE_STDERR = _NativeStderr()
 
 
 def drive(results: Iterable[Done], counts: collections.Counter, *, total: int, skipped: int, out_root: str,
@@ -128,6 +170,8 @@ def drive(results: Iterable[Done], counts: collections.Counter, *, total: int, s
         failures.append({'input': done.path, 'name': done.name, 'error': done.line.removeprefix('error: ')})
     finished = True
   finally:
+    if hasattr(results, 'close'):
+      results.close()  # A Ray iterator: ended while Ray still runs.
     if bar is not None:
       bar.close()
     seconds = time.perf_counter() - started

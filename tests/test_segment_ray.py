@@ -109,9 +109,9 @@ def test_ray_writes_what_the_local_engine_writes_and_skips_it_next_time(tmp_path
   status, out, err = run_segment(['--list', str(served / 'inputs.txt'), '--engine', 'ray', '--workers', '2',
                                   '--batch-size', '2', *options(clipseg_dir, sam2_dir, ray)])
   assert status == 1 and 'Traceback' not in err, err
-  assert sorted(line for line in err.splitlines() if line.startswith('error:')) == [
+  assert sorted(line for line in err.splitlines() if line.startswith('error:')) == sorted([
       f"error: {str(inputs / 'broken.jpg')!r}: not a readable image (cannot identify image file "
-      f"{str(inputs / 'broken.jpg')!r}).", f"error: {str(served / 'gone.png')!r}: no such file."]
+      f"{str(inputs / 'broken.jpg')!r}).", f"error: {str(served / 'gone.png')!r}: no such file."])
   assert '5 written, 0 skipped, 2 failed' in out
   assert sorted(folders(ray)) == ['img0', 'img0_2', 'img1', 'img2', 'img3']
   assert folders(ray) == folders(local)  # The same files, byte for byte.
