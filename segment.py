@@ -31,14 +31,13 @@ copy with save_pretrained and pass its folder.
 """
 
 import argparse
-import collections
 import hashlib
 import os
 import sys
 import urllib.parse
 
 from seg_bridge.cli import (OneLineParser, add_engine_arguments, add_segmenter_arguments, checked, engine_problem,
-                            error, listed_inputs, load_models, settings_for, source_of, unique_sources)
+                            error, listed_inputs, run_job, settings_for, source_of, unique_sources)
 from vit_jax.images import IMAGE_SUFFIXES
 from vit_jax.interrupts import StopRequest
 
@@ -126,50 +125,17 @@ def main(argv=None, stop=None) -> int:
     print(f'note: {line}', file=sys.stderr)
   if not paths:
     return error('no images found in the given folders.') if not listing_errors else 1
-  from seg_bridge.engines import EngineError, drive, run_ray, start_ray, stop_ray
   from seg_bridge.jobs import ImageJob
-  try:
-    job = ImageJob(options, tuple(prompts), settings_for(options, prompts), args.out)
-    models = load_models(job) if args.engine == 'local' else start_ray(args.ray_address)  # Ray: actors load.
-  except (PromptError, ValueError, OSError, EngineError) as e:  # Weights, --device, prompts too long, no Ray.
-    return error(str(e))
-  from seg_bridge.outputs import OutputError, OutputFolder
-  try:
-    out = OutputFolder(args.out, shard='{}-of-{}'.format(*args.shard) if args.shard else '')
-  except OutputError as e:
-    if args.engine == 'ray':
-      stop_ray()
-    return error(str(e))
+  job = ImageJob(options, tuple(prompts), settings_for(options, prompts), args.out)
   mine = [p for p in paths if in_shard(p, args.shard)] if args.shard else paths
-  if args.shard:
-    print('shard {}/{}: {} of the {} images.'.format(*args.shard, len(mine), len(paths)))
-  counts = collections.Counter()
-  try:
-    items = work_items(out, paths, mine)
-    todo = [i for i in items if args.redo or not out.is_done(i.name, i.source, job.settings)]
-    if args.engine == 'local':
-      results = map(job.worker(models, out), todo)
-    else:
-      results = run_ray(job, todo, workers=args.workers or (1, 1), gpus_per_worker=args.gpus_per_worker or 0.0,
-                        cpus_per_worker=args.cpus_per_worker or 1.0, batch_size=args.batch_size or 1)
-    record = {'engine': args.engine, 'workers': args.workers, 'cpus_per_worker': args.cpus_per_worker,
-              'gpus_per_worker': args.gpus_per_worker, 'settings': job.settings}
-    drive(results, counts, total=len(todo), skipped=len(items) - len(todo), out_root=args.out, record=record,
-                   suffix='-{}-of-{}'.format(*args.shard) if args.shard else '', unit='image')
-  except EngineError as e:
-    return error(str(e))
-  except KeyboardInterrupt:
-    print(f'interrupted: {counts["written"] + counts["skipped"]} of {len(mine)} images done in {args.out!r}; run '
-          'the same command again to finish the rest.', file=sys.stderr)
-    return stop.exit_status if stop is not None else 130
-  finally:
-    if args.engine == 'ray':
-      stop_ray()
-    out.close()
-  if len(items) > len(todo):
-    print(f'{len(items) - len(todo)} of {len(mine)} images were done by an earlier run with the same settings and '
-          'kept (--redo does them again).')
-  return 1 if counts['failed'] or listing_errors else 0
+
+  def items_of(out):  # Once the models load and --out is open.
+    if args.shard:
+      print('shard {}/{}: {} of the {} images.'.format(*args.shard, len(mine), len(paths)))
+    return work_items(out, paths, mine)
+  status = run_job(args, job, len(mine), items_of, unit='image', stop=stop,
+                   shard='{}-of-{}'.format(*args.shard) if args.shard else '')
+  return 1 if status == 0 and listing_errors else status
 
 
 def work_items(out, paths: list[str], mine: list[str]) -> list:

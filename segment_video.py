@@ -23,12 +23,11 @@ Weights: as segment.py (--finder, --finder-model, --sam-checkpoint,
 name or folder (default facebook/sam2.1-hiera-large).
 """
 
-import collections
 import os
 import sys
 
 from seg_bridge.cli import (OneLineParser, add_engine_arguments, add_segmenter_arguments, checked, engine_problem,
-                            error, listed_inputs, load_models, positive_int, settings_for, source_of, unique_sources)
+                            error, listed_inputs, positive_int, run_job, settings_for, source_of, unique_sources)
 from vit_jax.interrupts import StopRequest
 
 STOP = StopRequest()  # Ctrl-C and SIGTERM: finished videos are kept, never a traceback.
@@ -83,51 +82,17 @@ def main(argv=None, stop=None) -> int:
     print(f'note: {line}', file=sys.stderr)
   if not paths:
     return error('no videos found in the given folders.')
-  from seg_bridge.engines import EngineError, drive, run_ray, start_ray, stop_ray
   from seg_bridge.jobs import Item, VideoJob
   settings = {**settings_for(options, prompts), 'tracker': args.tracker_model, 'every': args.every,
               'max_frames': args.max_frames}
   job = VideoJob(options, tuple(prompts), settings, args.out, tracker_model=args.tracker_model, every=args.every,
                  max_frames=args.max_frames, frame_bars=args.engine == 'local')
-  try:
-    tracker = load_models(job) if args.engine == 'local' else start_ray(args.ray_address)  # Ray: actors load.
-  except (PromptError, ValueError, OSError, EngineError) as e:  # Weights, --device, prompts too long, no Ray.
-    return error(str(e))
-  from seg_bridge.outputs import OutputError, OutputFolder
-  try:
-    out = OutputFolder(args.out)
-  except OutputError as e:
-    if args.engine == 'ray':
-      stop_ray()
-    return error(str(e))
-  counts = collections.Counter()
-  try:
+
+  def items_of(out):  # One video per task.
     sources = [source_of(p) for p in paths]
     names = out.assign_names(sources, [os.path.splitext(os.path.basename(p))[0] for p in paths])
-    items = [Item(*row) for row in zip(paths, sources, names)]
-    todo = [i for i in items if args.redo or not out.is_done(i.name, i.source, settings)]
-    if args.engine == 'local':
-      results = map(job.worker(tracker, out), todo)
-    else:  # One video per task.
-      results = run_ray(job, todo, workers=args.workers or (1, 1), gpus_per_worker=args.gpus_per_worker or 0.0,
-                        cpus_per_worker=args.cpus_per_worker or 1.0, batch_size=args.batch_size or 1)
-    drive(results, counts, total=len(todo), skipped=len(items) - len(todo), out_root=args.out,
-          record={'engine': args.engine, 'workers': args.workers, 'cpus_per_worker': args.cpus_per_worker,
-                  'gpus_per_worker': args.gpus_per_worker, 'settings': settings}, unit='video')
-  except EngineError as e:
-    return error(str(e))
-  except KeyboardInterrupt:
-    print(f'interrupted: {counts["written"] + counts["skipped"]} of {len(paths)} videos done in {args.out!r}; run '
-          'the same command again to finish the rest.', file=sys.stderr)
-    return stop.exit_status if stop is not None else 130
-  finally:
-    if args.engine == 'ray':
-      stop_ray()
-    out.close()
-  if counts['skipped']:
-    print(f'{counts["skipped"]} of {len(paths)} videos were done by an earlier run with the same settings and kept '
-          '(--redo does them again).')
-  return 1 if counts['failed'] else 0
+    return [Item(*row) for row in zip(paths, sources, names)]
+  return run_job(args, job, len(paths), items_of, unit='video', stop=stop)
 
 
 if __name__ == '__main__':

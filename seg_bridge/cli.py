@@ -5,6 +5,7 @@ loading the segmenter, and what identifies an input (each done once)."""
 from __future__ import annotations
 
 import argparse
+import collections
 import math
 import os
 import sys
@@ -165,6 +166,54 @@ def load_models(job):
   from transformers.utils import logging as hf_logging
   hf_logging.disable_progress_bar()
   return job.load()
+
+
+def run_job(args: argparse.Namespace, job, count: int, items_of, *, unit: str, stop=None, shard: str = '') -> int:
+  """What both commands do once their inputs are known: load the models
+  (--engine local; Ray's actors load their own), open --out, skip what an
+  earlier run did with the same settings, run the rest and report them
+  (seg_bridge.engines.drive). items_of(out) -> the run's Items, named against
+  --out; `count` inputs in all. Returns the exit status: 0 all done, 1 some
+  failed, 2 nothing could be done, 130 / 143 stopped (`stop`: a StopRequest)."""
+  from seg_bridge.engines import EngineError, drive, run_ray, start_ray, stop_ray
+  from seg_bridge.outputs import OutputError, OutputFolder
+  from seg_bridge.types import PromptError
+  on_ray = args.engine == 'ray'
+  try:
+    models = start_ray(args.ray_address) if on_ray else load_models(job)
+  except (PromptError, ValueError, OSError, EngineError) as e:  # Weights, --device, prompts too long, no Ray.
+    return error(str(e))
+  try:
+    out = OutputFolder(args.out, shard=shard)
+  except OutputError as e:
+    if on_ray:
+      stop_ray()
+    return error(str(e))
+  counts = collections.Counter()
+  try:
+    items = items_of(out)
+    todo = [i for i in items if args.redo or not out.is_done(i.name, i.source, job.settings)]
+    results = (run_ray(job, todo, workers=args.workers or (1, 1), gpus_per_worker=args.gpus_per_worker or 0.0,
+                       cpus_per_worker=args.cpus_per_worker or 1.0, batch_size=args.batch_size or 1)
+               if on_ray else map(job.worker(models, out), todo))
+    record = {'engine': args.engine, 'workers': args.workers, 'cpus_per_worker': args.cpus_per_worker,
+              'gpus_per_worker': args.gpus_per_worker, 'settings': job.settings}
+    drive(results, counts, total=len(todo), skipped=len(items) - len(todo), out_root=args.out, record=record,
+          suffix=f'-{shard}' if shard else '', unit=unit)
+  except EngineError as e:
+    return error(str(e))
+  except KeyboardInterrupt:
+    print(f'interrupted: {counts["written"] + counts["skipped"]} of {count} {unit}s done in {args.out!r}; run '
+          'the same command again to finish the rest.', file=sys.stderr)
+    return stop.exit_status if stop is not None else 130
+  finally:
+    if on_ray:
+      stop_ray()
+    out.close()
+  if counts['skipped']:
+    print(f'{counts["skipped"]} of {count} {unit}s were done by an earlier run with the same settings and kept '
+          '(--redo does them again).')
+  return 1 if counts['failed'] else 0
 
 
 def check_out(path: str) -> None:

@@ -8,6 +8,7 @@ import pytest
 from flax import nnx
 
 from conftest import tiny_config
+from test_train import train_until_interrupted
 from vit_jax import budget, data, optim, steps, train
 
 
@@ -118,11 +119,7 @@ def test_a_budgeted_run_resumes_with_its_plan(tmp_path, monkeypatch):
   clock = FakeClock(monkeypatch, full_step=1.0, low_res_step=0.25, eval_batch=2.0)
   config = tiny_config(total_epochs=0.0, total_seconds=40.0, **{'aug.randaugment_layers': 0})
 
-  def stop_after_the_plan(step):
-    if step == budget.CALIBRATION_STEPS + 5:
-      raise KeyboardInterrupt
-  with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(config, str(tmp_path), on_step=stop_after_the_plan, clock=clock)
+  train_until_interrupted(config, tmp_path, budget.CALIBRATION_STEPS + 5, clock=clock)  # After the plan.
   train.train_and_evaluate(config, str(tmp_path), clock=clock)
   report = json.loads((tmp_path / 'report.json').read_text())
   assert len([r for r in records(tmp_path) if 'plan' in r]) == 1  # Resumed with its plan, not calibrated again.

@@ -59,6 +59,16 @@ def test_run_writes_metrics_checkpoints_report_and_pictures(trained):
   assert jax.tree.structure(best) == jax.tree.structure(params_like)
 
 
+def train_until_interrupted(config, workdir, step: int, **options) -> None:
+  """Runs `config` in `workdir` until a KeyboardInterrupt after `step` (as
+  Ctrl-C does); `options` go to train_and_evaluate."""
+  def interrupt(done):
+    if done == step:
+      raise KeyboardInterrupt
+  with pytest.raises(KeyboardInterrupt):
+    train.train_and_evaluate(config, str(workdir), on_step=interrupt, **options)
+
+
 def final_state(workdir):
   ckpt = checkpoint.Checkpoints(str(workdir))
   state = ckpt.latest.restore(ckpt.latest.latest_step())
@@ -71,11 +81,7 @@ def test_interrupted_run_resumes_to_the_same_parameters(tmp_path):
   config = tiny_config(total_epochs=3, log_every_steps=1, **{'optim.ema_decay': 0.9})
   train.train_and_evaluate(config, str(tmp_path / 'straight'))
 
-  def interrupt(step):
-    if step == 14:  # Mid-epoch, after the epoch-1 checkpoint.
-      raise KeyboardInterrupt
-  with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(config, str(tmp_path / 'resumed'), on_step=interrupt)
+  train_until_interrupted(config, tmp_path / 'resumed', 14)  # Mid-epoch, after the epoch-1 checkpoint.
   assert final_state(tmp_path / 'resumed')['step'] == 14
   train.train_and_evaluate(config, str(tmp_path / 'resumed'))
 

@@ -12,7 +12,7 @@ import pytest
 pytest.importorskip('grain')
 
 from conftest import tiny_config  # noqa: E402
-from test_train import final_state  # noqa: E402
+from test_train import final_state, train_until_interrupted  # noqa: E402
 from tiny_train_config import FIXTURE  # noqa: E402
 from vit_jax import feeds, train  # noqa: E402
 
@@ -47,11 +47,7 @@ def test_an_interrupted_streamed_run_resumes_to_the_same_parameters(jpeg_folder,
   config = streamed(jpeg_folder, total_epochs=2, log_every_steps=1, **{'optim.ema_decay': 0.9})
   train.train_and_evaluate(config, str(tmp_path / 'straight'))
 
-  def interrupt(step):
-    if step == 12:  # Mid-epoch, after the epoch-1 checkpoint.
-      raise KeyboardInterrupt
-  with pytest.raises(KeyboardInterrupt):
-    train.train_and_evaluate(config, str(tmp_path / 'resumed'), on_step=interrupt)
+  train_until_interrupted(config, tmp_path / 'resumed', 12)  # Mid-epoch, after the epoch-1 checkpoint.
   train.train_and_evaluate(config, str(tmp_path / 'resumed'))
   expected, got = final_state(tmp_path / 'straight'), final_state(tmp_path / 'resumed')
   assert expected['step'] == got['step'] == 18
