@@ -15,6 +15,7 @@ outside SLURM / MPI / Kubernetes / TPU pods, --coordinator_address=HOST:PORT
 --num_processes=N --process_id=I).
 """
 
+import os
 import sys
 import warnings
 
@@ -66,6 +67,7 @@ def main(argv):
   _quiet_failed_saves()
   try:
     import jax
+    from vit_jax import sources
     from vit_jax.data import DataError
     from vit_jax.train import ConfigError, train_and_evaluate
 
@@ -74,6 +76,11 @@ def main(argv):
         jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)
       except (ValueError, RuntimeError) as e:
         fail(f'--distributed: cannot join the cluster ({str(e).splitlines()[0][:200]}).', 2)
+    # Compiled steps are kept for the next run of the same config and code: ~5 s less per step function on CPU.
+    if not jax.config.jax_compilation_cache_dir:  # $JAX_COMPILATION_CACHE_DIR wins.
+      jax.config.update('jax_compilation_cache_dir', os.path.join(sources.cache_dir(), 'xla'))
+    # A damaged or unwritable cache entry only costs its compilation (JAX compiles and replaces it).
+    warnings.filterwarnings('ignore', message='Error (reading|writing) persistent compilation cache entry')
     config_name = config_flags.get_config_filename(FLAGS['config']).rsplit('/', 1)[-1].removesuffix('.py')
     workdir = FLAGS.workdir or f'workdirs/{config_name}'
     train_and_evaluate(FLAGS.config, workdir, stop=STOP, resume_with_changes=FLAGS.resume_with_changes)

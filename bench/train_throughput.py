@@ -40,7 +40,7 @@ def shape(args) -> dict:
 
 def train_flops_per_image(s: dict) -> float:
   """Multiply-adds x 2 of the forward pass, x 3 for forward + backward."""
-  n, d, m = (s['image_size'] // s['patch_size']) ** 2 + 1, s['dim'], s['mlp_dim']
+  n, d, m = (s['image_size'] // s['patch_size']) ** 2 + (s['pool'] == 'cls'), s['dim'], s['mlp_dim']
   block = 2 * n * (3 * d * d + d * d + 2 * d * m) + 2 * 2 * n * n * d  # qkv, proj, mlp; q·k and attention·v.
   embed = 2 * (n - 1) * 3 * s['patch_size'] ** 2 * d
   return 3 * (embed + s['depth'] * block + 2 * d * s['num_classes'])
@@ -66,13 +66,14 @@ def bench_jax(args) -> dict:
   rng = np.random.default_rng(0)
   images = steps.put_replicated(rng.integers(0, 256, (num_train, 32, 32, 3), dtype=np.uint8), mesh)
   labels = steps.put_replicated(rng.integers(0, 10, (num_train,), dtype=np.int32), mesh)
-  tx = optim.adamw(weight_decay=0.05)
-  model = ViT(ViTConfig(**shape(args), dtype=args.dtype), rngs=nnx.Rngs(0))
+  tx = optim.create({'name': args.optimizer, 'weight_decay': 0.05})
+  model = ViT(ViTConfig(**shape(args), pool=args.pool, dtype=args.dtype), rngs=nnx.Rngs(0))
   graphdef, state = steps.init_state(model, tx, num_train=num_train, seed=0, use_ema=False, mesh=mesh)
   augment_batch = functools.partial(augment.augment_batch, aug=config.aug, num_classes=10, mean=config.data.mean,
                                     std=config.data.std)
   train_step = steps.make_train_step(graphdef, tx, lambda step, total: 1e-3, losses.objective(losses.softmax_xent),
-                                     augment_batch, batch_size=args.batch_size, seed=0, mesh=mesh, num_train=num_train)
+                                     augment_batch, batch_size=args.batch_size, seed=0, mesh=mesh, num_train=num_train,
+                                     image_size=args.image_size)
   for _ in range(args.warmup):
     state, metrics = train_step(state, images, labels)
   jax.block_until_ready(metrics)
@@ -93,19 +94,27 @@ def bench_timm(args, compile_: bool) -> dict:
   device = 'cuda' if torch.cuda.is_available() else 'cpu'
   model = VisionTransformer(img_size=s['image_size'], patch_size=s['patch_size'], embed_dim=s['dim'],
                             depth=s['depth'], num_heads=s['num_heads'], mlp_ratio=s['mlp_dim'] / s['dim'],
-                            num_classes=s['num_classes']).to(device)
-  optimizer = torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)
+                            num_classes=s['num_classes'], class_token=args.pool == 'cls',
+                            global_pool='token' if args.pool == 'cls' else 'avg',
+                            dynamic_img_size=args.image_size != s['image_size']).to(device)
+  if args.optimizer == 'muon':  # As vit_jax.optim.muon: Muon on the matrices, AdamW on the rest.
+    from cpu_recipe_torch import muon_and_adamw
+    optimizers = muon_and_adamw(model, lr=1e-3, weight_decay=0.05)
+  else:
+    optimizers = [torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)]
   forward = torch.compile(model) if compile_ else model
-  x = torch.randn(args.batch_size, 3, 32, 32, device=device)
+  x = torch.randn(args.batch_size, 3, args.image_size, args.image_size, device=device)
   y = torch.randint(0, 10, (args.batch_size,), device=device)
   autocast = torch.autocast(device, dtype=torch.bfloat16, enabled=args.dtype == 'bfloat16')
 
   def step():
-    optimizer.zero_grad(set_to_none=True)
+    for optimizer in optimizers:
+      optimizer.zero_grad(set_to_none=True)
     with autocast:
       loss = torch.nn.functional.cross_entropy(forward(x), y)
     loss.backward()
-    optimizer.step()
+    for optimizer in optimizers:
+      optimizer.step()
     return loss
 
   sync = torch.cuda.synchronize if device == 'cuda' else (lambda: None)
@@ -138,7 +147,8 @@ def _seconds(fn) -> float:
 
 
 def run_side(side: str, args) -> dict:
-  options = ('batch_size', 'steps', 'warmup', 'dtype', 'patch', 'dim', 'depth', 'heads', 'mlp_dim')
+  options = ('batch_size', 'steps', 'warmup', 'dtype', 'patch', 'dim', 'depth', 'heads', 'mlp_dim', 'pool',
+             'optimizer', 'image_size')
   cmd = [sys.executable, __file__, '--side', side,
          *[a for name in options for a in (f'--{name.replace("_", "-")}', str(getattr(args, name)))]]
   proc = subprocess.run(cmd, capture_output=True, text=True)
@@ -161,6 +171,12 @@ def main():
   parser.add_argument('--depth', type=int, default=12)
   parser.add_argument('--heads', type=int, default=3)
   parser.add_argument('--mlp-dim', type=int, default=0, help='0: 4 x dim.')
+  parser.add_argument('--pool', choices=('cls', 'mean'), default='cls', help="'mean': mean pooling (cpu_quick's).")
+  parser.add_argument('--optimizer', choices=('adamw', 'muon'), default='adamw',
+                      help='muon: Muon on the matrices, AdamW on the rest (both sides).')
+  parser.add_argument('--image-size', type=int, default=32,
+                      help='The input resolution: 16 is cpu_quick\'s low-resolution stage (vit_jax resizes in '
+                           'its step, timm gets 16x16 images).')
   parser.add_argument('--out', help='Also write the results to this JSON file.')
   args = parser.parse_args()
   if args.side:
@@ -179,7 +195,7 @@ def main():
       runs[side].append(run_side(side, args))
       print(f'round {round_ + 1}: {side:>12} {runs[side][-1]["images_per_sec"]:8.1f} images/s', flush=True)
   peak = run_side('peak', args)['flops']
-  flops = train_flops_per_image(shape(args))
+  flops = train_flops_per_image({**shape(args), 'image_size': args.image_size, 'pool': args.pool})
   medians = {side: statistics.median(r['images_per_sec'] for r in results) for side, results in runs.items()}
   for side, rate in medians.items():
     print(f'{side:>12}: {rate:8.1f} images/s (median of {args.rounds}), {rate * flops / 1e9:6.1f} GFLOP/s, '
@@ -192,6 +208,7 @@ def main():
     print(f'vit_jax / fastest PyTorch path ({fastest}): {medians["vit_jax"] / medians[fastest]:.2f}x')
   if args.out:
     write_record(args.out, started, model=shape(args), batch_size=args.batch_size, dtype=args.dtype,
+                 optimizer=args.optimizer, pool=args.pool, image_size=args.image_size,
                  rounds=args.rounds, train_flops_per_image=flops, peak_matmul_flops=peak,
                  median_images_per_sec=medians, ratios=ratios, runs=runs)
 

@@ -69,10 +69,12 @@ def test_dropout_and_drop_path_are_random_in_training_only():
     model(x, train=True)
 
 
-def test_intermediates_and_explicit_attention_match_the_fused_path():
+def test_intermediates_and_explicit_attention_match_the_fused_path(monkeypatch):
   model = ViT(ViTConfig(dim=32, depth=3, num_heads=4), rngs=nnx.Rngs(0))
   x = jax.random.normal(jax.random.key(0), (2, 32, 32, 3))
   logits, inter = model(x, return_intermediates=True)
+  np.testing.assert_allclose(logits, model(x), atol=1e-5)
+  monkeypatch.setattr(jax, 'default_backend', lambda: 'gpu')  # Off CPU: jax.nn.dot_product_attention.
   np.testing.assert_allclose(logits, model(x), atol=1e-5)
   assert len(inter['tokens']) == 3 and inter['tokens'][0].shape == (2, 65, 32)
   weights = inter['attention'][0]

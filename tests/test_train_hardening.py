@@ -342,3 +342,21 @@ def test_a_disk_full_while_checkpointing_is_one_line_and_loses_nothing(uninterru
   assert re.search(r'Resuming from step (9|18|27) in', result.stdout), result.stdout
   assert_same_outcome(expected, outcome(workdir))
   assert not list(workdir.rglob('*tmp*'))
+
+
+@pytest.mark.slow
+def test_compiled_steps_are_cached_for_the_next_run_and_a_damaged_cache_only_costs_time(tmp_path):
+  env = {key: value for key, value in os.environ.items() if key != 'JAX_COMPILATION_CACHE_DIR'}
+  env['VIT_JAX_CACHE'] = str(tmp_path / 'cache')  # train.py keeps compiled steps in $VIT_JAX_CACHE/xla.
+  runs = {}
+  for name in ('first', 'damaged'):
+    result = subprocess.run(command(tmp_path / name, '--config.total_epochs=1'), cwd=ROOT, capture_output=True,
+                            text=True, timeout=300, env=env)
+    assert result.returncode == 0 and 'Traceback' not in result.stderr and 'Warning' not in result.stderr, \
+        result.stderr[-2000:]
+    runs[name] = json.loads((tmp_path / name / 'report.json').read_text())
+    entries = list((tmp_path / 'cache' / 'xla').iterdir())
+    assert any('train_step' in entry.name for entry in entries)
+    for entry in entries:
+      entry.write_bytes(b'damaged')
+  assert runs['damaged']['test_accuracy'] == runs['first']['test_accuracy']

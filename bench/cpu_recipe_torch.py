@@ -1,0 +1,234 @@
+r"""configs/cpu_quick.py's recipe in PyTorch: the reference the JAX main job races.
+
+    python bench/cpu_recipe_torch.py --out /tmp/torch_run.json            # 600 s, eager
+    python bench/cpu_recipe_torch.py --compile --out /tmp/torch_run.json  # with torch.compile
+    python bench/cpu_race.py                                               # both sides, alternated
+
+What a user who knows PyTorch would write for the same recipe, on the same
+data and split: timm's VisionTransformer of the same shape (dim 128, depth
+4, 4 heads, MLP 256, patch 4, mean pooling, no class token); Muon on the
+blocks' matrices with the AdamW-matched learning rate (0.2 sqrt(max(A, B)),
+as optax's consistent_rms=0.2) and its Newton-Schulz iteration in float32
+(torch.optim.Muon's bfloat16 is slow on AVX2 CPUs), AdamW on the rest;
+linear warmup and cosine decay; zero-padded crop + flip, label smoothing;
+the first share of the steps on 16x16 images (antialiased resize; timm
+resizes the position embedding); validation on the same 5,000 held-out
+images every `--eval-every-epochs`, the best one tested once with flips.
+The step count is planned to fill `--seconds` of training (compilation,
+steps and evaluations), with vit_jax.budget's planner, replanned at each
+evaluation. Prints one JSON line; --out writes it too.
+"""
+
+import argparse
+import copy
+import json
+import math
+import os
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from record import ROOT, provenance, write_record
+
+sys.path.insert(0, ROOT)
+from vit_jax import budget, data  # noqa: E402  (pure numpy / Python: no JAX is imported)
+
+MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
+
+
+def orthogonalize(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
+  """Muon's quintic Newton-Schulz iteration, in float32: ~ U V^T of g = U S V^T."""
+  a, b, c = NS_COEFFICIENTS
+  x = g.T if g.shape[0] > g.shape[1] else g
+  x = x / x.norm().clamp(min=1e-7)
+  for _ in range(steps):
+    gram = x @ x.T
+    x = a * x + torch.addmm(gram, gram, gram, beta=b, alpha=c) @ x
+  return x.T if g.shape[0] > g.shape[1] else x
+
+
+class Muon(torch.optim.Optimizer):
+  """torch.optim.Muon's update (Nesterov momentum, orthogonalised, AdamW-matched lr, decoupled decay) in float32."""
+
+  def __init__(self, params, lr: float, weight_decay: float, momentum: float = 0.95):
+    super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum))
+
+  @torch.no_grad()
+  def step(self):
+    for group in self.param_groups:
+      for p in group['params']:
+        buf = self.state[p].setdefault('momentum', torch.zeros_like(p))
+        buf.lerp_(p.grad, 1 - group['momentum'])
+        update = orthogonalize(p.grad.lerp(buf, group['momentum']))
+        p.mul_(1 - group['lr'] * group['weight_decay'])
+        p.add_(update, alpha=-group['lr'] * 0.2 * math.sqrt(max(p.shape)))
+
+
+def build(args):
+  from timm.models.vision_transformer import VisionTransformer
+  torch.manual_seed(args.seed)
+  model = VisionTransformer(img_size=32, patch_size=4, embed_dim=128, depth=4, num_heads=4, mlp_ratio=2.0,
+                            num_classes=10, class_token=False, global_pool='avg', dynamic_img_size=True)
+  return model, muon_and_adamw(model, args.lr, args.weight_decay)
+
+
+def muon_and_adamw(model, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
+  """As vit_jax.optim.muon (optax.contrib.muon): Muon on every matrix (the blocks' and the head's), AdamW on
+  the rest, weight decay on the matrices and the patch kernel but not on the position embedding or vectors."""
+  matrices = [p for p in model.parameters() if p.ndim == 2]
+  others = [p for p in model.parameters() if p.ndim != 2]
+  decays = lambda p: p.ndim >= 2 and p is not getattr(model, 'pos_embed', None)
+  return [Muon(matrices, lr=lr, weight_decay=weight_decay),
+          torch.optim.AdamW([dict(params=[p for p in others if decays(p)], weight_decay=weight_decay),
+                             dict(params=[p for p in others if not decays(p)], weight_decay=0.0)], lr=lr)]
+
+
+def normalize(images_uint8: torch.Tensor) -> torch.Tensor:  # [B, H, W, 3] uint8 -> [B, 3, H, W] float32
+  x = images_uint8.permute(0, 3, 1, 2).float() / 255.0
+  return (x - torch.tensor(MEAN).view(1, 3, 1, 1)) / torch.tensor(STD).view(1, 3, 1, 1)
+
+
+def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+  """Zero-padded random crop (4 px) and flip of uint8 [B, H, W, 3]."""
+  b, h, w, _ = images.shape
+  padded = F.pad(images, (0, 0, 4, 4, 4, 4))
+  dy, dx = (torch.randint(0, 9, (b,), generator=generator) for _ in range(2))
+  rows = (dy[:, None] + torch.arange(h))[:, :, None]
+  cols = (dx[:, None] + torch.arange(w))[:, None, :]
+  out = padded[torch.arange(b)[:, None, None], rows, cols]
+  flip = torch.rand(b, generator=generator) < 0.5
+  out[flip] = out[flip].flip(2)
+  return out
+
+
+def predict(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
+  model.eval()
+  preds = []
+  with torch.inference_mode():
+    for start in range(0, len(images), batch_size):
+      x = normalize(torch.from_numpy(images[start:start + batch_size]))
+      preds.append(((model(x) + model(x.flip(3))) / 2).argmax(-1).numpy())
+  model.train()
+  return np.concatenate(preds)
+
+
+def main():
+  parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
+  parser.add_argument('--data', default=os.path.join(ROOT, '..', 'shared', 'data', 'cifar10-jpeg.tar.gz'))
+  parser.add_argument('--val-size', type=int, default=5000, help='Training images held out (vit_jax.data.split_off).')
+  parser.add_argument('--seconds', type=float, default=600.0)
+  parser.add_argument('--steps', type=int, default=0, help='A fixed step count instead of --seconds.')
+  parser.add_argument('--compile', action='store_true', help='torch.compile the model (counted in the budget).')
+  parser.add_argument('--batch-size', type=int, default=128)
+  parser.add_argument('--lr', type=float, default=2e-3)
+  parser.add_argument('--weight-decay', type=float, default=0.05)
+  parser.add_argument('--warmup-epochs', type=float, default=0.3)
+  parser.add_argument('--low-res-fraction', type=float, default=0.6)
+  parser.add_argument('--eval-every-epochs', type=int, default=3)
+  parser.add_argument('--seed', type=int, default=0)
+  parser.add_argument('--out')
+  args = parser.parse_args()
+
+  started_record = provenance()
+  splits = data.load(f'folder:{args.data}', ('train', 'test'))
+  train, val = data.split_off(splits['train'], args.val_size)
+  images, labels = torch.from_numpy(train.images), torch.from_numpy(train.labels).long()
+  steps_per_epoch = len(train) // args.batch_size
+  warmup = round(args.warmup_epochs * steps_per_epoch)
+  model, optimizers = build(args)
+  forward = torch.compile(model) if args.compile else model
+  generator = torch.Generator().manual_seed(args.seed)
+  perm = torch.randperm(len(train), generator=generator)
+
+  def train_step(step: int, total: int, low_res: bool) -> float:
+    nonlocal perm
+    if step and step % steps_per_epoch == 0:
+      perm = torch.randperm(len(train), generator=generator)
+    index = perm[(step % steps_per_epoch) * args.batch_size:][:args.batch_size]
+    x = normalize(augment(images[index], generator))
+    if low_res:
+      x = F.interpolate(x, size=(16, 16), mode='bilinear', antialias=True, align_corners=False)
+    progress = (step - warmup) / max(total - warmup, 1)
+    lr = args.lr * (step / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+    loss = F.cross_entropy(forward(x), labels[index], label_smoothing=0.1)
+    for optimizer in optimizers:
+      optimizer.zero_grad(set_to_none=True)
+      for group in optimizer.param_groups:
+        group['lr'] = lr
+    loss.backward()
+    for optimizer in optimizers:
+      optimizer.step()
+    return float(loss)
+
+  def full_size_probe(step: int) -> float:
+    """Seconds of a full-size step (median of 5 after one), the run's state restored after."""
+    saved = copy.deepcopy((model.state_dict(), [o.state_dict() for o in optimizers], generator.get_state(), perm))
+    times = [_seconds(lambda: train_step(step, 10**9, low_res=False)) for _ in range(6)]
+    model.load_state_dict(saved[0])
+    for optimizer, state in zip(optimizers, saved[1]):
+      optimizer.load_state_dict(state)
+    generator.set_state(saved[2])
+    return float(np.median(times[1:]))
+
+  def evaluates(step: int) -> bool:
+    return step % steps_per_epoch == 0 and (step // steps_per_epoch) % args.eval_every_epochs == 0
+
+  def plan(step: int, low: float, full: float, eval_seconds: float) -> int:
+    return budget.plan_total_steps(
+        remaining=args.seconds - (time.perf_counter() - started), start=step,
+        steps_seconds=budget.stage_steps_seconds(step, args.low_res_fraction, low, full), eval_seconds=eval_seconds,
+        checkpoint_seconds=0.0, evaluates=evaluates, checkpoints=lambda s: False)
+
+  started = time.perf_counter()
+  total = args.steps or 10**9
+  times = {True: [], False: []}  # Step seconds by stage (low resolution or not) since the last plan.
+  best, best_state, history, step, low, full = -1.0, None, [], 0, 0.0, 0.0
+  while step < total:
+    low_res = step < budget.low_res_steps(args.low_res_fraction, total)
+    t = time.perf_counter()
+    loss = train_step(step, total, low_res)
+    times[low_res].append(time.perf_counter() - t)
+    step += 1
+    if not args.steps and step == budget.CALIBRATION_STEPS:
+      low = float(np.median(times[True][1:])) if args.low_res_fraction else 0.0
+      full = full_size_probe(step) if args.low_res_fraction else float(np.median(times[False][1:]))
+      eval_seconds = _seconds(lambda: predict(model, val.images))
+      total, times = plan(step, low, full, eval_seconds), {True: [], False: []}
+      print(f'planned {total} steps: {low:.3f} s / {full:.3f} s per step, {eval_seconds:.1f} s per evaluation',
+            file=sys.stderr)
+    if step == total or evaluates(step):
+      t = time.perf_counter()
+      accuracy = float((predict(model, val.images) == val.labels).mean())
+      eval_seconds = time.perf_counter() - t
+      history.append(dict(step=step, val_accuracy=accuracy, loss=loss, seconds=time.perf_counter() - started))
+      print(json.dumps(history[-1]), file=sys.stderr)
+      if accuracy > best:
+        best, best_state = accuracy, copy.deepcopy(model.state_dict())
+      if not args.steps and step < total:  # Replan with the step times measured since the last plan.
+        low = float(np.median(times[True])) if times[True] else low
+        full = float(np.median(times[False])) if times[False] else full
+        total, times = plan(step, low, full, eval_seconds), {True: [], False: []}
+  train_seconds = time.perf_counter() - started
+  model.load_state_dict(best_state)
+  test_accuracy = float((predict(model, splits['test'].images) == splits['test'].labels).mean())
+  result = dict(side='pytorch' + (' + torch.compile' if args.compile else ''), test_accuracy=test_accuracy,
+                val_accuracy=best, steps=step, epochs=step / steps_per_epoch, train_seconds=train_seconds,
+                low_res_step_seconds=low, step_seconds=full, history=history, threads=torch.get_num_threads(),
+                torch=torch.__version__, args=vars(args))
+  print(json.dumps(result))
+  if args.out:
+    write_record(args.out, started_record, **result)
+
+
+def _seconds(fn) -> float:
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
+
+
+if __name__ == '__main__':
+  main()

@@ -1,0 +1,59 @@
+"""The PyTorch reference of the CPU recipe (bench/cpu_recipe_torch.py) and the race runner (bench/cpu_race.py)."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tiny_train_config import FIXTURE
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, 'bench'))
+
+torch = pytest.importorskip('torch')
+timm = pytest.importorskip('timm')
+
+
+def test_newton_schulz_in_float32_flattens_the_spectrum():
+  from cpu_recipe_torch import orthogonalize
+  g = torch.randn(128, 384, generator=torch.Generator().manual_seed(0))
+  for matrix in (g, g.T):
+    singular = torch.linalg.svdvals(orthogonalize(matrix))
+    assert orthogonalize(matrix).dtype == torch.float32 and orthogonalize(matrix).shape == matrix.shape
+    assert 0.5 < singular.min() and singular.max() < 1.3  # Muon's iteration: ~U V^T, singular values near 1.
+
+
+def test_muon_takes_every_matrix_and_adamw_the_rest_as_vit_jax_does():
+  import argparse
+
+  from cpu_recipe_torch import Muon, build
+  model, (muon, adamw) = build(argparse.Namespace(seed=0, lr=2e-3, weight_decay=0.05))
+  assert isinstance(muon, Muon)
+  in_muon = {id(p) for group in muon.param_groups for p in group['params']}
+  decayed, plain = ({id(p) for p in group['params']} for group in adamw.param_groups)
+  assert in_muon | decayed | plain == {id(p) for p in model.parameters()}
+  assert not (in_muon & decayed or in_muon & plain or decayed & plain)
+  assert in_muon == {id(p) for p in model.parameters() if p.ndim == 2}  # The blocks' matrices and the head's.
+  assert decayed == {id(model.patch_embed.proj.weight)}  # Not the position embedding, norms or biases.
+  before = [p.detach().clone() for p in model.parameters()]
+  torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 16, 16)), torch.tensor([0, 1, 2, 3])).backward()
+  for optimizer in (muon, adamw):
+    optimizer.step()
+  assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters()) if p.grad is not None)
+
+
+@pytest.mark.slow
+def test_race_runs_both_sides_alternated_and_records_them(tmp_path):
+  out = tmp_path / 'race.json'
+  run = subprocess.run([sys.executable, 'bench/cpu_race.py', f'--data={FIXTURE}', '--val-size=100', '--seconds=45',
+                        '--rounds=1', f'--out={out}'], cwd=ROOT, capture_output=True, text=True, timeout=900)
+  assert run.returncode == 0, run.stderr[-3000:]
+  record = json.loads(out.read_text())
+  assert list(record['runs']) == ['vit_jax', 'pytorch'] and record['rounds'] == 1
+  for side, (result,) in record['runs'].items():
+    assert 0.0 <= result['test_accuracy'] <= 1.0 and result['steps'] >= 8, (side, result)
+    assert result['train_seconds'] < 45 * 1.5, (side, result)
+  assert record['medians']['pytorch']['test_accuracy'] == record['runs']['pytorch'][0]['test_accuracy']
+  assert record['commit'] and record['host'] and record['date']
