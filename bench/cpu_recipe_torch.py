@@ -162,7 +162,7 @@ def main():
     loss.backward()
     for optimizer in optimizers:
       optimizer.step()
-    return float(loss)
+    return float(loss.detach())
 
   def full_size_probe(step: int) -> float:
     """Seconds of a full-size step (median of 5 after one), the run's state restored after."""

@@ -10,14 +10,22 @@ import pytest
 from tiny_train_config import FIXTURE
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-sys.path.insert(0, os.path.join(ROOT, 'bench'))
 
 torch = pytest.importorskip('torch')
 timm = pytest.importorskip('timm')
 
 
-def test_newton_schulz_in_float32_flattens_the_spectrum():
-  from cpu_recipe_torch import orthogonalize
+@pytest.fixture
+def recipe(monkeypatch):
+  """bench/cpu_recipe_torch.py as a module; bench/ is on sys.path only meanwhile (its segment_video.py would
+  shadow the command's)."""
+  monkeypatch.syspath_prepend(os.path.join(ROOT, 'bench'))
+  import cpu_recipe_torch
+  return cpu_recipe_torch
+
+
+def test_newton_schulz_in_float32_flattens_the_spectrum(recipe):
+  orthogonalize = recipe.orthogonalize
   g = torch.randn(128, 384, generator=torch.Generator().manual_seed(0))
   for matrix in (g, g.T):
     singular = torch.linalg.svdvals(orthogonalize(matrix))
@@ -25,12 +33,10 @@ def test_newton_schulz_in_float32_flattens_the_spectrum():
     assert 0.5 < singular.min() and singular.max() < 1.3  # Muon's iteration: ~U V^T, singular values near 1.
 
 
-def test_muon_takes_every_matrix_and_adamw_the_rest_as_vit_jax_does():
+def test_muon_takes_every_matrix_and_adamw_the_rest_as_vit_jax_does(recipe):
   import argparse
-
-  from cpu_recipe_torch import Muon, build
-  model, (muon, adamw) = build(argparse.Namespace(seed=0, lr=2e-3, weight_decay=0.05))
-  assert isinstance(muon, Muon)
+  model, (muon, adamw) = recipe.build(argparse.Namespace(seed=0, lr=2e-3, weight_decay=0.05))
+  assert isinstance(muon, recipe.Muon)
   in_muon = {id(p) for group in muon.param_groups for p in group['params']}
   decayed, plain = ({id(p) for p in group['params']} for group in adamw.param_groups)
   assert in_muon | decayed | plain == {id(p) for p in model.parameters()}
