@@ -15,7 +15,6 @@ outside SLURM / MPI / Kubernetes / TPU pods, --coordinator_address=HOST:PORT
 --num_processes=N --process_id=I).
 """
 
-import os
 import sys
 import warnings
 
@@ -77,8 +76,7 @@ def main(argv):
       except (ValueError, RuntimeError) as e:
         fail(f'--distributed: cannot join the cluster ({str(e).splitlines()[0][:200]}).', 2)
     # Compiled steps are kept for the next run of the same config and code: ~5 s less per step function on CPU.
-    if not jax.config.jax_compilation_cache_dir:  # $JAX_COMPILATION_CACHE_DIR wins.
-      jax.config.update('jax_compilation_cache_dir', os.path.join(sources.cache_dir(), 'xla'))
+    jax.config.update('jax_compilation_cache_dir', sources.compilation_cache_dir())
     # A damaged or unwritable cache entry only costs its compilation (JAX compiles and replaces it).
     warnings.filterwarnings('ignore', message='Error (reading|writing) persistent compilation cache entry')
     config_name = config_flags.get_config_filename(FLAGS['config']).rsplit('/', 1)[-1].removesuffix('.py')

@@ -11,8 +11,8 @@ accuracy, validation accuracy, steps and training seconds, and the medians
 per side. The load average before each run is recorded (time on an
 otherwise idle machine), and whether train.py found its compiled steps in
 its cache (~/.cache/vit_jax/xla, from an earlier run of the same code):
-a user's second run starts with them. Both sides read the same data and hold out the
-same validation images; data loading and the final test evaluation come on
+a user's second run starts with them. Both sides read the same data and
+hold out the same validation images; data loading and the final test evaluation come on
 top of the budget on both.
 """
 
@@ -26,15 +26,14 @@ import subprocess
 import sys
 import tempfile
 
-from record import ROOT, provenance, write_record
+from record import CIFAR10_JPEG, ROOT, provenance, write_record
 
-DATA = os.path.join(ROOT, '..', 'shared', 'data', 'cifar10-jpeg.tar.gz')
+sys.path.insert(0, ROOT)
+from vit_jax.sources import compilation_cache_dir  # noqa: E402  (no JAX is imported)
 
 
 def run_vit_jax(args, workdir: str) -> dict:
-  sys.path.insert(0, ROOT)
-  from vit_jax.sources import cache_dir
-  cache = os.environ.get('JAX_COMPILATION_CACHE_DIR') or os.path.join(cache_dir(), 'xla')
+  cache = compilation_cache_dir()
   warm = os.path.isdir(cache) and any('train_step' in name for name in os.listdir(cache))
   command = [sys.executable, 'train.py', '--config=configs/cpu_quick.py', f'--workdir={workdir}',
              f'--config.data.source=folder:{args.data}', f'--config.data.val_size={args.val_size}',
@@ -68,7 +67,7 @@ def main() -> None:
   parser.add_argument('--rounds', type=int, default=2)
   parser.add_argument('--seconds', type=float, default=600.0, help='The training budget of every run.')
   parser.add_argument('--torch-compile', action='store_true', help='Race PyTorch with torch.compile.')
-  parser.add_argument('--data', default=DATA, help='A CIFAR-10-shaped image folder or .tar.gz of one.')
+  parser.add_argument('--data', default=CIFAR10_JPEG, help='A CIFAR-10-shaped image folder or .tar.gz of one.')
   parser.add_argument('--val-size', type=int, default=5000)
   parser.add_argument('--set', action='append', default=[], metavar='--config.FIELD=VALUE',
                       help='more train.py overrides (the PyTorch side does not take them: keep the recipe the same)')

@@ -6,8 +6,8 @@ r"""configs/cpu_quick.py's recipe in PyTorch: the reference the JAX main job rac
 
 What a user who knows PyTorch would write for the same recipe, on the same
 data and split: timm's VisionTransformer of the same shape (dim 128, depth
-4, 4 heads, MLP 256, patch 4, mean pooling, no class token); Muon on the
-blocks' matrices with the AdamW-matched learning rate (0.2 sqrt(max(A, B)),
+4, 4 heads, MLP 256, patch 4, mean pooling, no class token); Muon on every
+matrix (the blocks' and the head's) with the AdamW-matched learning rate (0.2 sqrt(max(A, B)),
 as optax's consistent_rms=0.2) and its Newton-Schulz iteration in float32
 (torch.optim.Muon's bfloat16 is slow on AVX2 CPUs), AdamW on the rest;
 linear warmup and cosine decay; zero-padded crop + flip, label smoothing;
@@ -16,14 +16,16 @@ resizes the position embedding); validation on the same 5,000 held-out
 images every `--eval-every-epochs`, the best one tested once with flips.
 The step count is planned to fill `--seconds` of training (compilation,
 steps and evaluations), with vit_jax.budget's planner, replanned at each
-evaluation. Prints one JSON line; --out writes it too.
+evaluation. Prints one JSON line; --out writes it too. The recipe's values
+are written out here, as a PyTorch user would; tests/test_cpu_race.py checks
+them against configs/cpu_quick.py (importing it here would bring JAX into a
+torch process).
 """
 
 import argparse
 import copy
 import json
 import math
-import os
 import sys
 import time
 
@@ -31,12 +33,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from record import ROOT, provenance, write_record
+from record import CIFAR10_JPEG, ROOT, provenance, time_of, write_record
 
 sys.path.insert(0, ROOT)
 from vit_jax import budget, data  # noqa: E402  (pure numpy / Python: no JAX is imported)
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
+CROP_PADDING, LABEL_SMOOTHING, LOW_RES_SIZE = 4, 0.1, 16
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 
@@ -93,10 +96,10 @@ def normalize(images_uint8: torch.Tensor) -> torch.Tensor:  # [B, H, W, 3] uint8
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-  """Zero-padded random crop (4 px) and flip of uint8 [B, H, W, 3]."""
+  """Zero-padded random crop (CROP_PADDING px) and flip of uint8 [B, H, W, 3]."""
   b, h, w, _ = images.shape
-  padded = F.pad(images, (0, 0, 4, 4, 4, 4))
-  dy, dx = (torch.randint(0, 9, (b,), generator=generator) for _ in range(2))
+  padded = F.pad(images, (0, 0) + (CROP_PADDING,) * 4)
+  dy, dx = (torch.randint(0, 2 * CROP_PADDING + 1, (b,), generator=generator) for _ in range(2))
   rows = (dy[:, None] + torch.arange(h))[:, :, None]
   cols = (dx[:, None] + torch.arange(w))[:, None, :]
   out = padded[torch.arange(b)[:, None, None], rows, cols]
@@ -116,9 +119,9 @@ def predict(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
   return np.concatenate(preds)
 
 
-def main():
+def arguments(argv=None) -> argparse.Namespace:
   parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-  parser.add_argument('--data', default=os.path.join(ROOT, '..', 'shared', 'data', 'cifar10-jpeg.tar.gz'))
+  parser.add_argument('--data', default=CIFAR10_JPEG)
   parser.add_argument('--val-size', type=int, default=5000, help='Training images held out (vit_jax.data.split_off).')
   parser.add_argument('--seconds', type=float, default=600.0)
   parser.add_argument('--steps', type=int, default=0, help='A fixed step count instead of --seconds.')
@@ -131,8 +134,11 @@ def main():
   parser.add_argument('--eval-every-epochs', type=int, default=3)
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--out')
-  args = parser.parse_args()
+  return parser.parse_args(argv)
 
+
+def main():
+  args = arguments()
   started_record = provenance()
   splits = data.load(f'folder:{args.data}', ('train', 'test'))
   train, val = data.split_off(splits['train'], args.val_size)
@@ -151,10 +157,10 @@ def main():
     index = perm[(step % steps_per_epoch) * args.batch_size:][:args.batch_size]
     x = normalize(augment(images[index], generator))
     if low_res:
-      x = F.interpolate(x, size=(16, 16), mode='bilinear', antialias=True, align_corners=False)
+      x = F.interpolate(x, size=(LOW_RES_SIZE,) * 2, mode='bilinear', antialias=True, align_corners=False)
     progress = (step - warmup) / max(total - warmup, 1)
     lr = args.lr * (step / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
-    loss = F.cross_entropy(forward(x), labels[index], label_smoothing=0.1)
+    loss = F.cross_entropy(forward(x), labels[index], label_smoothing=LABEL_SMOOTHING)
     for optimizer in optimizers:
       optimizer.zero_grad(set_to_none=True)
       for group in optimizer.param_groups:
@@ -166,8 +172,8 @@ def main():
 
   def full_size_probe(step: int) -> float:
     """Seconds of a full-size step (median of 5 after one), the run's state restored after."""
-    saved = copy.deepcopy((model.state_dict(), [o.state_dict() for o in optimizers], generator.get_state(), perm))
-    times = [_seconds(lambda: train_step(step, 10**9, low_res=False)) for _ in range(6)]
+    saved = copy.deepcopy((model.state_dict(), [o.state_dict() for o in optimizers], generator.get_state()))
+    times = [time_of(lambda: train_step(step, 10**9, low_res=False)) for _ in range(6)]
     model.load_state_dict(saved[0])
     for optimizer, state in zip(optimizers, saved[1]):
       optimizer.load_state_dict(state)
@@ -196,7 +202,7 @@ def main():
     if not args.steps and step == budget.CALIBRATION_STEPS:
       low = float(np.median(times[True][1:])) if args.low_res_fraction else 0.0
       full = full_size_probe(step) if args.low_res_fraction else float(np.median(times[False][1:]))
-      eval_seconds = _seconds(lambda: predict(model, val.images))
+      eval_seconds = time_of(lambda: predict(model, val.images))
       total, times = plan(step, low, full, eval_seconds), {True: [], False: []}
       print(f'planned {total} steps: {low:.3f} s / {full:.3f} s per step, {eval_seconds:.1f} s per evaluation',
             file=sys.stderr)
@@ -222,12 +228,6 @@ def main():
   print(json.dumps(result))
   if args.out:
     write_record(args.out, started_record, **result)
-
-
-def _seconds(fn) -> float:
-  start = time.perf_counter()
-  fn()
-  return time.perf_counter() - start
 
 
 if __name__ == '__main__':

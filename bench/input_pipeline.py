@@ -21,7 +21,7 @@ import time
 import numpy as np
 from PIL import Image
 
-from record import ROOT, provenance, write_record
+from record import CIFAR10_JPEG, ROOT, provenance, write_record
 
 sys.path.insert(0, ROOT)
 
@@ -30,7 +30,7 @@ from vit_jax import data, images, sources, stream  # noqa: E402
 
 def make_jpegs(folder: str, count: int, seed: int = 0) -> None:
   """train/CLASS/K.jpg: `count` CIFAR-10 images upsampled to 256-400 px."""
-  cifar = data.load(f'folder:{os.path.join(ROOT, "..", "shared", "data", "cifar10-jpeg.tar.gz")}', ('test',))['test']
+  cifar = data.load(f'folder:{CIFAR10_JPEG}', ('test',))['test']
   rng = np.random.default_rng(seed)
   for k in range(count):
     size = tuple(int(s) for s in rng.integers(256, 401, 2))

@@ -1,4 +1,5 @@
-"""What every benchmark result names: command, commit, host and date."""
+"""What every benchmark result names (command, commit, host and date), the
+CIFAR-10 copy they read, and their stopwatch."""
 
 import datetime
 import json
@@ -6,8 +7,17 @@ import os
 import platform
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+CIFAR10_JPEG = os.path.join(ROOT, '..', 'shared', 'data', 'cifar10-jpeg.tar.gz')  # The JPEG copy beside the repo.
+
+
+def time_of(fn) -> float:
+  """Wall-clock seconds of fn()."""
+  start = time.perf_counter()
+  fn()
+  return time.perf_counter() - start
 
 
 def host_cpu() -> str:

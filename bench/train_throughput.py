@@ -28,7 +28,7 @@ import subprocess
 import sys
 import time
 
-from record import ROOT, provenance, write_record
+from record import ROOT, provenance, time_of, write_record
 
 SIDES = ('vit_jax', 'timm', 'timm-compile')
 
@@ -136,14 +136,8 @@ def peak_matmul_flops(n: int = 4096, repeats: int = 5) -> float:
   import numpy as np
   a = np.ones((n, n), np.float32)
   a @ a
-  best = min(_seconds(lambda: a @ a) for _ in range(repeats))
+  best = min(time_of(lambda: a @ a) for _ in range(repeats))
   return 2 * n**3 / best
-
-
-def _seconds(fn) -> float:
-  start = time.perf_counter()
-  fn()
-  return time.perf_counter() - start
 
 
 def run_side(side: str, args) -> dict:

@@ -24,12 +24,27 @@ def recipe(monkeypatch):
   return cpu_recipe_torch
 
 
+def test_the_reference_runs_configs_cpu_quick_recipe(recipe):
+  from configs import cpu_quick
+  config, args = cpu_quick.get_config(), recipe.arguments([])
+  assert args.batch_size == config.batch_size == config.optim.lr_base_batch_size  # So the peak lr is optim.lr.
+  assert (args.lr, args.weight_decay, args.warmup_epochs) == (config.optim.lr, config.optim.weight_decay,
+                                                                config.schedule.warmup_epochs)
+  assert (args.low_res_fraction, recipe.LOW_RES_SIZE) == (config.low_res_stage['fraction'],
+                                                          config.low_res_stage['image_size'])
+  assert (args.eval_every_epochs, args.val_size, args.seconds) == (config.eval_every_epochs, config.data.val_size,
+                                                                    config.total_seconds)
+  assert (recipe.CROP_PADDING, recipe.LABEL_SMOOTHING) == (config.aug.crop_padding, config.aug.label_smoothing)
+  assert (recipe.MEAN, recipe.STD) == (tuple(config.data.mean), tuple(config.data.std))
+  assert config.optim.name == 'muon' and config.test_time_flip and config.model.pool == 'mean'
+
+
 def test_newton_schulz_in_float32_flattens_the_spectrum(recipe):
-  orthogonalize = recipe.orthogonalize
   g = torch.randn(128, 384, generator=torch.Generator().manual_seed(0))
   for matrix in (g, g.T):
-    singular = torch.linalg.svdvals(orthogonalize(matrix))
-    assert orthogonalize(matrix).dtype == torch.float32 and orthogonalize(matrix).shape == matrix.shape
+    orthogonal = recipe.orthogonalize(matrix)
+    singular = torch.linalg.svdvals(orthogonal)
+    assert orthogonal.dtype == torch.float32 and orthogonal.shape == matrix.shape
     assert 0.5 < singular.min() and singular.max() < 1.3  # Muon's iteration: ~U V^T, singular values near 1.
 
 

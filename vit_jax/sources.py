@@ -42,6 +42,11 @@ def cache_dir() -> str:
       os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'vit_jax')
 
 
+def compilation_cache_dir() -> str:
+  """Where train.py keeps compiled steps: $JAX_COMPILATION_CACHE_DIR, else cache_dir()/xla."""
+  return os.environ.get('JAX_COMPILATION_CACHE_DIR') or os.path.join(cache_dir(), 'xla')
+
+
 def _cached_listing(key: dict, stamps: list[int], build: Callable[[], dict]) -> dict:
   """build()'s {class: [entries]}, from the cache where `key` was listed with
   the same `stamps` (modification times in ns) before; kept there for next
