@@ -7,10 +7,11 @@ r"""configs/cpu_quick.py's recipe in PyTorch: the reference the JAX main job rac
 What a user who knows PyTorch would write for the same recipe, on the same
 data and split: timm's VisionTransformer of the same shape (dim 128, depth
 4, 4 heads, MLP 256, patch 4, mean pooling, no class token); Muon on every
-matrix (the blocks' and the head's) with the AdamW-matched learning rate (0.2 sqrt(max(A, B)),
-as optax's consistent_rms=0.2) and its Newton-Schulz iteration in float32
+matrix (the blocks' and the head's), its steps scaled to an RMS of `--muon-rms` times the
+learning rate (rms sqrt(max(A, B)), as optax's consistent_rms; 0.2 is AdamW's RMS, the
+recipe takes 0.6) and its Newton-Schulz iteration in float32
 (torch.optim.Muon's bfloat16 is slow on AVX2 CPUs), AdamW on the rest;
-linear warmup and cosine decay; zero-padded crop + flip, label smoothing;
+linear warmup and cosine decay to `--min-lr`; zero-padded crop + flip, label smoothing;
 the first share of the steps on 16x16 images (antialiased resize; timm
 resizes the position embedding); validation on the same 5,000 held-out
 images every `--eval-every-epochs`, the best one tested once with flips.
@@ -55,10 +56,12 @@ def orthogonalize(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
 
 
 class Muon(torch.optim.Optimizer):
-  """torch.optim.Muon's update (Nesterov momentum, orthogonalised, AdamW-matched lr, decoupled decay) in float32."""
+  """torch.optim.Muon's update (Nesterov momentum, orthogonalised, decoupled decay) in float32, scaled to the RMS
+  rms * lr (rms 0.2: AdamW's, torch.optim.Muon's 'match_rms_adamw'), as vit_jax.optim.muon."""
 
-  def __init__(self, params, lr: float, weight_decay: float, momentum: float = 0.95):
-    super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum))
+  def __init__(self, params, lr: float, weight_decay: float, momentum: float = 0.95, rms: float = 0.2,
+               ns_steps: int = 5):
+    super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, rms=rms, ns_steps=ns_steps))
 
   @torch.no_grad()
   def step(self):
@@ -66,9 +69,9 @@ class Muon(torch.optim.Optimizer):
       for p in group['params']:
         buf = self.state[p].setdefault('momentum', torch.zeros_like(p))
         buf.lerp_(p.grad, 1 - group['momentum'])
-        update = orthogonalize(p.grad.lerp(buf, group['momentum']))
+        update = orthogonalize(p.grad.lerp(buf, group['momentum']), group['ns_steps'])
         p.mul_(1 - group['lr'] * group['weight_decay'])
-        p.add_(update, alpha=-group['lr'] * 0.2 * math.sqrt(max(p.shape)))
+        p.add_(update, alpha=-group['lr'] * group['rms'] * math.sqrt(max(p.shape)))
 
 
 def build(args):
@@ -76,16 +79,17 @@ def build(args):
   torch.manual_seed(args.seed)
   model = VisionTransformer(img_size=32, patch_size=4, embed_dim=128, depth=4, num_heads=4, mlp_ratio=2.0,
                             num_classes=10, class_token=False, global_pool='avg', dynamic_img_size=True)
-  return model, muon_and_adamw(model, args.lr, args.weight_decay)
+  return model, muon_and_adamw(model, args.lr, args.weight_decay, args.muon_rms, args.ns_steps)
 
 
-def muon_and_adamw(model, lr: float, weight_decay: float) -> list[torch.optim.Optimizer]:
+def muon_and_adamw(model, lr: float, weight_decay: float, muon_rms: float = 0.2,
+                   ns_steps: int = 5) -> list[torch.optim.Optimizer]:
   """As vit_jax.optim.muon (optax.contrib.muon): Muon on every matrix (the blocks' and the head's), AdamW on
   the rest, weight decay on the matrices and the patch kernel but not on the position embedding or vectors."""
   matrices = [p for p in model.parameters() if p.ndim == 2]
   others = [p for p in model.parameters() if p.ndim != 2]
   decays = lambda p: p.ndim >= 2 and p is not getattr(model, 'pos_embed', None)
-  return [Muon(matrices, lr=lr, weight_decay=weight_decay),
+  return [Muon(matrices, lr=lr, weight_decay=weight_decay, rms=muon_rms, ns_steps=ns_steps),
           torch.optim.AdamW([dict(params=[p for p in others if decays(p)], weight_decay=weight_decay),
                              dict(params=[p for p in others if not decays(p)], weight_decay=0.0)], lr=lr)]
 
@@ -129,7 +133,10 @@ def arguments(argv=None) -> argparse.Namespace:
   parser.add_argument('--batch-size', type=int, default=128)
   parser.add_argument('--lr', type=float, default=2e-3)
   parser.add_argument('--weight-decay', type=float, default=0.05)
+  parser.add_argument('--muon-rms', type=float, default=0.6, help="Muon's update RMS per unit of learning rate.")
+  parser.add_argument('--ns-steps', type=int, default=5, help='Newton-Schulz iterations.')
   parser.add_argument('--warmup-epochs', type=float, default=0.3)
+  parser.add_argument('--min-lr', type=float, default=1e-5, help='Where the cosine ends.')
   parser.add_argument('--low-res-fraction', type=float, default=0.6)
   parser.add_argument('--eval-every-epochs', type=int, default=3)
   parser.add_argument('--seed', type=int, default=0)
@@ -159,7 +166,8 @@ def main():
     if low_res:
       x = F.interpolate(x, size=(LOW_RES_SIZE,) * 2, mode='bilinear', antialias=True, align_corners=False)
     progress = (step - warmup) / max(total - warmup, 1)
-    lr = args.lr * (step / warmup if step < warmup else 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))))
+    cosine = args.min_lr + (args.lr - args.min_lr) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
+    lr = args.lr * step / warmup if step < warmup else cosine
     loss = F.cross_entropy(forward(x), labels[index], label_smoothing=LABEL_SMOOTHING)
     for optimizer in optimizers:
       optimizer.zero_grad(set_to_none=True)

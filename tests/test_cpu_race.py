@@ -28,8 +28,9 @@ def test_the_reference_runs_configs_cpu_quick_recipe(recipe):
   from configs import cpu_quick
   config, args = cpu_quick.get_config(), recipe.arguments([])
   assert args.batch_size == config.batch_size == config.optim.lr_base_batch_size  # So the peak lr is optim.lr.
-  assert (args.lr, args.weight_decay, args.warmup_epochs) == (config.optim.lr, config.optim.weight_decay,
-                                                                config.schedule.warmup_epochs)
+  assert (args.lr, args.weight_decay, args.warmup_epochs, args.min_lr) == (
+      config.optim.lr, config.optim.weight_decay, config.schedule.warmup_epochs, config.schedule.min_lr)
+  assert (args.muon_rms, args.ns_steps) == (config.optim.muon_rms, config.optim.get('ns_steps', 5))
   assert (args.low_res_fraction, recipe.LOW_RES_SIZE) == (config.low_res_stage['fraction'],
                                                           config.low_res_stage['image_size'])
   assert (args.eval_every_epochs, args.val_size, args.seconds) == (config.eval_every_epochs, config.data.val_size,
@@ -49,8 +50,7 @@ def test_newton_schulz_in_float32_flattens_the_spectrum(recipe):
 
 
 def test_muon_takes_every_matrix_and_adamw_the_rest_as_vit_jax_does(recipe):
-  import argparse
-  model, (muon, adamw) = recipe.build(argparse.Namespace(seed=0, lr=2e-3, weight_decay=0.05))
+  model, (muon, adamw) = recipe.build(recipe.arguments([]))
   assert isinstance(muon, recipe.Muon)
   in_muon = {id(p) for group in muon.param_groups for p in group['params']}
   decayed, plain = ({id(p) for p in group['params']} for group in adamw.param_groups)

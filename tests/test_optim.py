@@ -86,3 +86,19 @@ def test_every_optimizer_descends(name, lr):  # The step applies -lr * update: e
     params, opt_state = step(params, opt_state)
   assert loss(params) < 0.97 * start
   assert set(optim.OPTIMIZERS) == {'adamw', 'sgd', 'muon'}  # Each one is tested here.
+
+
+def test_muon_rms_scales_the_matrices_updates_only():
+  params = {'w': jax.random.normal(jax.random.key(0), (8, 16)), 'b': jnp.ones(16)}
+  grads = {'w': jax.random.normal(jax.random.key(1), (8, 16)), 'b': jnp.full(16, 0.5)}
+
+  def update(**options):
+    tx = optim.create(ml_collections.ConfigDict(dict(name='muon', weight_decay=0.0, **options)))
+    return tx.update(grads, tx.init(params), params)[0]
+
+  base, doubled, fewer_iterations = update(), update(muon_rms=0.4), update(ns_steps=2)
+  np.testing.assert_allclose(doubled['w'], 2 * base['w'], rtol=1e-5)
+  np.testing.assert_allclose(doubled['b'], base['b'])  # Adam's.
+  rms = float(jnp.sqrt(jnp.mean(base['w'] ** 2)))
+  assert 0.1 < rms < 0.3  # ~0.2: AdamW's update RMS (the direction; the step multiplies by -lr).
+  assert not np.allclose(fewer_iterations['w'], base['w'], rtol=1e-2)

@@ -78,13 +78,15 @@ def sgd(*, weight_decay: float, momentum: float = 0.9, nesterov: bool = True,
                   optax.trace(decay=momentum, nesterov=nesterov))
 
 
-def muon(*, weight_decay: float, b1: float = 0.9, b2: float = 0.999, momentum: float = 0.95,
-         grad_clip_norm: float | None = None) -> optax.GradientTransformation:
+def muon(*, weight_decay: float, b1: float = 0.9, b2: float = 0.999, momentum: float = 0.95, muon_rms: float = 0.2,
+         ns_steps: int = 5, grad_clip_norm: float | None = None) -> optax.GradientTransformation:
   """Muon (Jordan et al. 2024; optax.contrib.muon) on the matrices, Adam on
-  the rest. Muon's updates are scaled to AdamW's RMS (consistent_rms=0.2,
-  Liu et al. 2025), so AdamW's learning rate and weight decay carry over."""
-  return _clipped(grad_clip_norm, contrib.muon(1.0, beta=momentum, weight_decay=weight_decay,
-                                               weight_decay_mask=decay_mask, consistent_rms=0.2, adam_b1=b1, adam_b2=b2),
+  the rest. Muon's updates are scaled to the RMS `muon_rms` times the
+  learning rate (0.2: AdamW's, Liu et al. 2025, so AdamW's learning rate and
+  weight decay carry over); `ns_steps` Newton-Schulz iterations orthogonalize them."""
+  return _clipped(grad_clip_norm, contrib.muon(1.0, ns_steps=ns_steps, beta=momentum, weight_decay=weight_decay,
+                                               weight_decay_mask=decay_mask, consistent_rms=muon_rms, adam_b1=b1,
+                                               adam_b2=b2),
                   optax.scale(-1.0))  # optax's muon ends with the descent step (-lr); the train step takes that.
 
 

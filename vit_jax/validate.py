@@ -68,6 +68,8 @@ RULES = {
     'optim.grad_clip_norm': NON_NEGATIVE,
     'optim.ema_decay': BELOW_ONE,
     'optim.momentum': BELOW_ONE,
+    'optim.muon_rms': POSITIVE,
+    'optim.ns_steps': POSITIVE_INT,
     'distill.kind': ("'hard' or 'soft'", lambda v: v in ('hard', 'soft')),
     'distill.temperature': POSITIVE,
     'distill.alpha': FRACTION,
