@@ -59,8 +59,7 @@ class Muon(torch.optim.Optimizer):
   """torch.optim.Muon's update (Nesterov momentum, orthogonalised, decoupled decay) in float32, scaled to the RMS
   rms * lr (rms 0.2: AdamW's, torch.optim.Muon's 'match_rms_adamw'), as vit_jax.optim.muon."""
 
-  def __init__(self, params, lr: float, weight_decay: float, momentum: float = 0.95, rms: float = 0.2,
-               ns_steps: int = 5):
+  def __init__(self, params, lr: float, weight_decay: float, rms: float, ns_steps: int, momentum: float = 0.95):
     super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, rms=rms, ns_steps=ns_steps))
 
   @torch.no_grad()

@@ -6,9 +6,9 @@ The DeiT recipe of configs/deit_ti.py cut to what 600 s of a laptop-class
 CPU can use: a ViT of dim 128, depth 4, 4 heads, MLP 256, patch 4 (64
 tokens), mean pooling (0.55M parameters); batch 128, Muon (Adam for the
 vectors and the patch kernel) at 2e-3, its matrix steps 3x AdamW's RMS,
-with a short warmup and cosine decay, crop + flip + label smoothing (RandAugment, Mixup/CutMix and erasing
-cost more than they give in a few epochs); the
-first 60% of the steps on 16x16 images (16 tokens, 4.4x faster steps);
+with a short warmup and cosine decay, crop + flip + label smoothing
+(RandAugment, Mixup/CutMix and erasing cost more than they give in a few
+epochs); the first 60% of the steps on 16x16 images (16 tokens, 4.4x faster steps);
 test-time flip averaging. The step count is planned to fill
 `total_seconds` (training, compilation and evaluations; data loading and
 the final test evaluation come on top). 5,000 training images are held out

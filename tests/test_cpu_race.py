@@ -1,5 +1,6 @@
 """The PyTorch reference of the CPU recipe (bench/cpu_recipe_torch.py) and the race runner (bench/cpu_race.py)."""
 
+import inspect
 import json
 import os
 import subprocess
@@ -8,6 +9,7 @@ import sys
 import pytest
 
 from tiny_train_config import FIXTURE
+from vit_jax import optim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -30,7 +32,9 @@ def test_the_reference_runs_configs_cpu_quick_recipe(recipe):
   assert args.batch_size == config.batch_size == config.optim.lr_base_batch_size  # So the peak lr is optim.lr.
   assert (args.lr, args.weight_decay, args.warmup_epochs, args.min_lr) == (
       config.optim.lr, config.optim.weight_decay, config.schedule.warmup_epochs, config.schedule.min_lr)
-  assert (args.muon_rms, args.ns_steps) == (config.optim.muon_rms, config.optim.get('ns_steps', 5))
+  muon_defaults = inspect.signature(optim.muon).parameters
+  assert (args.muon_rms, args.ns_steps) == (config.optim.muon_rms,
+                                            config.optim.get('ns_steps', muon_defaults['ns_steps'].default))
   assert (args.low_res_fraction, recipe.LOW_RES_SIZE) == (config.low_res_stage['fraction'],
                                                           config.low_res_stage['image_size'])
   assert (args.eval_every_epochs, args.val_size, args.seconds) == (config.eval_every_epochs, config.data.val_size,
