@@ -23,7 +23,6 @@ import json
 import os
 import struct
 import sys
-import tarfile
 import time
 from collections.abc import Callable, Sequence
 
