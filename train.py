@@ -69,7 +69,11 @@ def main(argv):
     from vit_jax import sources
     from vit_jax.data import DataError
     from vit_jax.train import ConfigError, train_and_evaluate
+    from vit_jax.validate import check_config
 
+    check_config(FLAGS.config)  # Before JAX starts: cpu_devices must be set before it does.
+    if FLAGS.config.get('cpu_devices'):
+      jax.config.update('jax_num_cpu_devices', FLAGS.config.cpu_devices)
     if FLAGS.distributed:
       try:
         jax.distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id)

@@ -16,8 +16,8 @@ the first share of the steps on 16x16 images (antialiased resize; timm
 resizes the position embedding); validation on the same 5,000 held-out
 images every `--eval-every-epochs`, the best one tested once with flips.
 The step count is planned to fill `--seconds` of training (compilation,
-steps and evaluations), with vit_jax.budget's planner, replanned at each
-evaluation. Prints one JSON line; --out writes it too. The recipe's values
+steps and evaluations), with vit_jax.budget's planner, replanned every 50
+steps and at each evaluation, as train.py does. Prints one JSON line; --out writes it too. The recipe's values
 are written out here, as a PyTorch user would; tests/test_cpu_race.py checks
 them against configs/cpu_quick.py (importing it here would bring JAX into a
 torch process).
@@ -41,6 +41,7 @@ from vit_jax import budget, data  # noqa: E402  (pure numpy / Python: no JAX is 
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CROP_PADDING, LABEL_SMOOTHING, LOW_RES_SIZE = 4, 0.1, 16
+REPLAN_EVERY_STEPS = 50  # train.py replans at its logged steps: every config.log_every_steps.
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
 
@@ -190,18 +191,13 @@ def main():
   def evaluates(step: int) -> bool:
     return step % steps_per_epoch == 0 and (step // steps_per_epoch) % args.eval_every_epochs == 0
 
-  def plan(step: int, low: float, full: float, eval_seconds: float) -> int:
-    return budget.plan_total_steps(
-        remaining=args.seconds - (time.perf_counter() - started), start=step,
-        steps_seconds=budget.stage_steps_seconds(step, args.low_res_fraction, low, full), eval_seconds=eval_seconds,
-        checkpoint_seconds=0.0, evaluates=evaluates, checkpoints=lambda s: False)
-
   started = time.perf_counter()
-  total = args.steps or 10**9
+  total, plan = args.steps or 10**9, None  # plan: a budget.Plan once the calibration steps are timed.
   times = {True: [], False: []}  # Step seconds by stage (low resolution or not) since the last plan.
-  best, best_state, history, step, low, full = -1.0, None, [], 0, 0.0, 0.0
+  best, best_state, history, step = -1.0, None, [], 0
   while step < total:
-    low_res = step < budget.low_res_steps(args.low_res_fraction, total)
+    switch = plan.low_res_steps() if plan else budget.low_res_steps(args.low_res_fraction, total)
+    low_res = step < switch
     t = time.perf_counter()
     loss = train_step(step, total, low_res)
     times[low_res].append(time.perf_counter() - t)
@@ -209,28 +205,34 @@ def main():
     if not args.steps and step == budget.CALIBRATION_STEPS:
       low = float(np.median(times[True][1:])) if args.low_res_fraction else 0.0
       full = full_size_probe(step) if args.low_res_fraction else float(np.median(times[False][1:]))
-      eval_seconds = time_of(lambda: predict(model, val.images))
-      total, times = plan(step, low, full, eval_seconds), {True: [], False: []}
-      print(f'planned {total} steps: {low:.3f} s / {full:.3f} s per step, {eval_seconds:.1f} s per evaluation',
-            file=sys.stderr)
+      plan = budget.Plan(args.seconds, total, step_seconds=full, low_res_fraction=args.low_res_fraction,
+                         low_res_step_seconds=low, eval_seconds=time_of(lambda: predict(model, val.images)),
+                         checkpoint_seconds=0.0)
+      times = {True: [], False: []}
+    replanning = plan is not None and step < total and (
+        step == budget.CALIBRATION_STEPS or evaluates(step) or step % REPLAN_EVERY_STEPS == 0)
     if step == total or evaluates(step):
       t = time.perf_counter()
       accuracy = float((predict(model, val.images) == val.labels).mean())
-      eval_seconds = time.perf_counter() - t
+      if replanning:
+        plan.eval_seconds = time.perf_counter() - t
       history.append(dict(step=step, val_accuracy=accuracy, loss=loss, seconds=time.perf_counter() - started))
       print(json.dumps(history[-1]), file=sys.stderr)
       if accuracy > best:
         best, best_state = accuracy, copy.deepcopy(model.state_dict())
-      if not args.steps and step < total:  # Replan with the step times measured since the last plan.
-        low = float(np.median(times[True])) if times[True] else low
-        full = float(np.median(times[False])) if times[False] else full
-        total, times = plan(step, low, full, eval_seconds), {True: [], False: []}
+    if replanning:  # With the step times measured since the last plan.
+      plan.low_res_step_seconds = float(np.median(times[True])) if times[True] else plan.low_res_step_seconds
+      plan.step_seconds = float(np.median(times[False])) if times[False] else plan.step_seconds
+      total = plan.replan(step=step, elapsed=time.perf_counter() - started, evaluates=evaluates,
+                          checkpoints=lambda s: False)
+      times = {True: [], False: []}
   train_seconds = time.perf_counter() - started
   model.load_state_dict(best_state)
   test_accuracy = float((predict(model, splits['test'].images) == splits['test'].labels).mean())
   result = dict(side='pytorch' + (' + torch.compile' if args.compile else ''), test_accuracy=test_accuracy,
                 val_accuracy=best, steps=step, epochs=step / steps_per_epoch, train_seconds=train_seconds,
-                low_res_step_seconds=low, step_seconds=full, history=history, threads=torch.get_num_threads(),
+                low_res_step_seconds=plan and plan.low_res_step_seconds, step_seconds=plan and plan.step_seconds,
+                history=history, threads=torch.get_num_threads(),
                 torch=torch.__version__, args=vars(args))
   print(json.dumps(result))
   if args.out:

@@ -93,6 +93,9 @@ def get_config() -> ml_collections.ConfigDict:
   config.test_time_flip = False  # Average the logits of each image and its mirror image.
   config.checkpoint_every_epochs = 1
   config.progress_bar = True
+  # Where JAX runs on the CPU, train.py splits it into this many XLA devices, and each batch between them as
+  # between GPUs (0: JAX's default, one, or XLA_FLAGS's --xla_force_host_platform_device_count).
+  config.cpu_devices = 0
   return config
 
 

@@ -72,14 +72,14 @@ class FakeClock:
   whatever the machine's load."""
 
   def __init__(self, monkeypatch, full_step: float, low_res_step: float, eval_batch: float):
-    self.now = 0.0
+    self.now, self.full_step, self.low_res_step = 0.0, full_step, low_res_step  # A test may change the costs.
     make_train_step, evaluate = steps.make_train_step, steps.evaluate
 
     def timed_make_train_step(*args, image_size=None, **kwargs):
-      step, cost = make_train_step(*args, image_size=image_size, **kwargs), low_res_step if image_size else full_step
+      step = make_train_step(*args, image_size=image_size, **kwargs)
 
       def timed_step(*step_args):
-        self.now += cost
+        self.now += self.low_res_step if image_size else self.full_step
         return step(*step_args)
       return timed_step
 
@@ -113,6 +113,36 @@ def test_a_time_budget_is_planned_and_met(tmp_path, monkeypatch):
            + (low - 8) * 0.25 + (report['steps'] - low) * 1.0 + len(evals) * 2.0)
   assert report['train_seconds'] == pytest.approx(spent)  # Every second of the clock is accounted for.
   assert result['test_accuracy'] == report['test_accuracy']
+
+
+def test_steps_faster_than_planned_extend_the_run_to_its_budget(tmp_path, monkeypatch):
+  clock = FakeClock(monkeypatch, full_step=1.0, low_res_step=0.25, eval_batch=2.0)
+  config = tiny_config(total_epochs=0.0, total_seconds=60.0, eval_every_epochs=100, checkpoint_every_epochs=100,
+                       **{'aug.randaugment_layers': 0, 'low_res_stage.fraction': 0.5})
+  halve = lambda step: step == budget.CALIBRATION_STEPS and setattr(clock, 'full_step', 0.5)  # After calibration.
+  train.train_and_evaluate(config, str(tmp_path), clock=clock, on_step=halve)
+  report = json.loads((tmp_path / 'report.json').read_text())
+  first = next(r['plan']['total_steps'] for r in records(tmp_path) if 'plan' in r)
+  # No evaluation before the last: the plan is redone at the logged steps (every 5), and the run fills its budget.
+  assert report['steps'] > first and 60.0 - (0.5 + 2.0) < report['train_seconds'] <= 60.0, report
+  replans = [r['replan'] for r in records(tmp_path) if 'replan' in r]
+  assert {r['step'] for r in records(tmp_path) if 'replan' in r} <= set(range(5, report['steps'], 5))
+  low = [r for r in replans if r['low_res_fraction']]
+  assert low and all(r['low_res_fraction'] == 0.0 for r in replans[len(low):])  # Once past the switch, it stays.
+  switch = budget.low_res_steps(0.5, low[-1]['total_steps'])
+  assert switch < report['steps'] * 0.5, (switch, report['steps'])  # The run grew after it reached full size.
+
+
+def test_the_switch_to_full_size_moves_with_the_plan_until_the_run_reaches_it():
+  never = lambda step: False
+  plan = budget.Plan(budget_seconds=100.0, total_steps=40, step_seconds=1.0, eval_seconds=0.0,
+                     checkpoint_seconds=0.0, low_res_fraction=0.5, low_res_step_seconds=0.5)
+  plan.replan(step=10, elapsed=10.0, evaluates=never, checkpoints=never)  # Before the switch at step 20.
+  assert plan.low_res_fraction == 0.5 and plan.low_res_steps() == round(0.5 * plan.total_steps) > 20
+  plan = budget.Plan(budget_seconds=100.0, total_steps=40, step_seconds=1.0, eval_seconds=0.0,
+                     checkpoint_seconds=0.0, low_res_fraction=0.5, low_res_step_seconds=0.5)
+  assert plan.replan(step=25, elapsed=25.0, evaluates=never, checkpoints=never) == 100  # 75 full-size steps of 1 s.
+  assert plan.low_res_steps() == 0  # Not back to small images at step 26 (half of 100 would be 50).
 
 
 def test_a_budgeted_run_resumes_with_its_plan(tmp_path, monkeypatch):

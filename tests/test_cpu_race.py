@@ -39,6 +39,7 @@ def test_the_reference_runs_configs_cpu_quick_recipe(recipe):
                                                           config.low_res_stage['image_size'])
   assert (args.eval_every_epochs, args.val_size, args.seconds) == (config.eval_every_epochs, config.data.val_size,
                                                                     config.total_seconds)
+  assert recipe.REPLAN_EVERY_STEPS == config.log_every_steps  # train.py replans at its logged steps.
   assert (recipe.CROP_PADDING, recipe.LABEL_SMOOTHING) == (config.aug.crop_padding, config.aug.label_smoothing)
   assert (recipe.MEAN, recipe.STD) == (tuple(config.data.mean), tuple(config.data.std))
   assert config.optim.name == 'muon' and config.test_time_flip and config.model.pool == 'mean'

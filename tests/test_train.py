@@ -130,6 +130,13 @@ def test_cli_rejects_an_unknown_config_key_in_one_line():
       'error: bad config override (\'lrr\' Did you mean "lr" instead of "lrr"?); see the fields of the config file.']
 
 
+def test_cli_splits_the_cpu_into_config_cpu_devices(tmp_path):
+  result = run_cli('--config=tests/tiny_train_config.py', f'--workdir={tmp_path}', '--config.cpu_devices=2',
+                   '--config.total_epochs=1', '--config.aug.randaugment_layers=0')
+  assert result.returncode == 0, result.stderr[-2000:]
+  assert json.loads((tmp_path / 'report.json').read_text())['devices'] == 2  # JAX's default on a CPU is one.
+
+
 def test_cli_missing_data_is_one_sentence(tmp_path):
   result = run_cli('--config', 'configs/cpu_quick.py', '--config.data.source=folder:/nowhere',
                    f'--workdir={tmp_path}', '--config.model.stem=conv',

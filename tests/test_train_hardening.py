@@ -103,6 +103,7 @@ CLI_CASES = [
     (['--config.model.depht=3'], 'Did you mean "depth"'),
     (['--config.optim.lrr=1'], 'Did you mean "lr"'),
     (['--config.batch_size=many'], "invalid literal for int() with base 10: 'many'"),
+    (['--config.cpu_devices=-1'], 'config.cpu_devices=-1: must be an integer >= 0'),
     (['--no_such_flag'], 'Unknown command line flag'),
     (['extra'], "unexpected arguments: 'extra'"),
     (['--config=configs/none.py'], "cannot load the config file: "),

@@ -4,8 +4,11 @@ The first CALIBRATION_STEPS steps run with the schedule's length open (their
 learning rate does not depend on it: warmup, or the start of the decay);
 then the step count is planned so that the remaining steps, with the
 evaluations and checkpoints they bring, fit in what is left of the budget.
-At each evaluation the plan is redone with the times measured since, so a
-machine that gets busier or freer moves the end, not the budget.
+The plan is redone with the times measured since the last one at every
+logged step, checkpoint and evaluation, so a machine that gets busier or
+freer (or steps that run faster queued than timed one by one) moves the
+end, not the budget. The switch from small to full-size images moves with
+the plan until the run reaches it, and stays where it was after.
 """
 
 from __future__ import annotations
@@ -59,8 +62,11 @@ class Plan:
   step_seconds: float  # A full-size step.
   eval_seconds: float
   checkpoint_seconds: float
-  low_res_fraction: float = 0.0
+  low_res_fraction: float = 0.0  # The first this fraction of the steps see small images; 0 once past them.
   low_res_step_seconds: float = 0.0
+
+  def low_res_steps(self) -> int:
+    return low_res_steps(self.low_res_fraction, self.total_steps)
 
   def steps_seconds(self, start: int) -> Callable[[int], float]:
     return stage_steps_seconds(start, self.low_res_fraction, self.low_res_step_seconds, self.step_seconds)
@@ -70,6 +76,8 @@ class Plan:
     """Sets and returns the total step count that ends the run in the budget;
     at least step + 1 even where the budget is spent (a slower machine), so
     the run's last step is a step of this plan and ends its schedule."""
+    if step >= self.low_res_steps():  # At full size already: a longer plan must not send the run back.
+      self.low_res_fraction = 0.0
     self.total_steps = max(step + 1, plan_total_steps(
         remaining=self.budget_seconds - elapsed, start=step, steps_seconds=self.steps_seconds(step),
         eval_seconds=self.eval_seconds, checkpoint_seconds=self.checkpoint_seconds, evaluates=evaluates,
@@ -83,7 +91,7 @@ class Plan:
     images scales both by how far it is from what they predicted."""
     if last <= first or seconds <= 0:
       return
-    switch = low_res_steps(self.low_res_fraction, self.total_steps)
+    switch = self.low_res_steps()
     if last <= switch:
       self.low_res_step_seconds = seconds / (last - first)
     elif first >= switch:

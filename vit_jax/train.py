@@ -183,8 +183,6 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
   low_res = config.get('low_res_stage') or {'fraction': 0.0}
   low_res_step = make_step(image_size=low_res['image_size']) if low_res['fraction'] else None
 
-  def step_fn(step, total_steps):  # The first low_res_stage.fraction of the steps see smaller images.
-    return low_res_step if step < budget.low_res_steps(low_res['fraction'], total_steps) else train_step
   predict = steps.make_predict(graphdef, mean=config.data.mean, std=config.data.std,
                                flip=config.get('test_time_flip', False), mesh=mesh)
 
@@ -241,6 +239,10 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
     def evaluates(step):
       return val_size > 0 and due(step, config.eval_every_epochs)
 
+    def step_fn(step, total_steps):  # The first low_res_stage.fraction of the steps see smaller images.
+      switch = plan.low_res_steps() if plan is not None else budget.low_res_steps(low_res['fraction'], total_steps)
+      return low_res_step if step < switch else train_step
+
     def measure(step, state, low_res_seconds):
       """A first plan: the full-size step (on a copy of the state, when the
       calibration steps were small), one evaluation batch and one checkpoint timed."""
@@ -261,7 +263,7 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
         eval_seconds = (clock() - t) * feed.eval_batches('val', config.eval_batch_size)
       t = clock()
       checkpoints.save_latest(step, state)
-      return budget.Plan(config.total_seconds, step, step_seconds=full_size, eval_seconds=eval_seconds,
+      return budget.Plan(config.total_seconds, steps.UNPLANNED, step_seconds=full_size, eval_seconds=eval_seconds,
                          checkpoint_seconds=clock() - t, low_res_fraction=low_res['fraction'],
                          low_res_step_seconds=low_res_seconds)
 
@@ -326,23 +328,27 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
               tqdm.write(f'Planned {total_steps} steps ({total_steps / steps_per_epoch:.3g} epochs) in '
                          f'{config.total_seconds:g} s.')
             last_log, mark = None, (step, clock())  # Planning time is not training throughput.
-          replanning = mark is not None and evaluates(step) and step < total_steps
-          if replanning:
+          checkpointing = due(step, config.checkpoint_every_epochs) or evaluates(step)
+          replanning = mark is not None and step < total_steps and (checkpointing or step % config.log_every_steps == 0)
+          if replanning:  # Redo the plan with the times measured since the last one.
+            jax.block_until_ready(metrics)
             plan.rescale(first=mark[0], last=step, seconds=clock() - mark[1])
-          if due(step, config.checkpoint_every_epochs) or evaluates(step):
+          if checkpointing:
             t = clock()
             checkpoints.save_latest(step, state)  # Before evaluating: a stop during it does not lose it.
-            plan_checkpoint_seconds = clock() - t
+            if replanning:
+              plan.checkpoint_seconds = clock() - t
           if evaluates(step):
             t = clock()
             run_eval(state, step)
             last_log = None  # Evaluation time is not training throughput.
-            if replanning:  # Redo the plan with the times measured since the last one.
-              plan.eval_seconds, plan.checkpoint_seconds = clock() - t, plan_checkpoint_seconds
-              total_steps, state = replan(step, state)
-              if is_main:
-                metrics_log.write({'step': step, 'replan': dataclasses.asdict(plan)})
-              mark = (step, clock())
+            if replanning:
+              plan.eval_seconds = clock() - t
+          if replanning:
+            total_steps, state = replan(step, state)
+            if is_main:
+              metrics_log.write({'step': step, 'replan': dataclasses.asdict(plan)})
+            mark = (step, clock())
           if on_step is not None:
             on_step(step)
           if stop is not None and stop.requested and step < total_steps:

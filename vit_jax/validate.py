@@ -45,6 +45,7 @@ RULES = {
     'total_seconds': NON_NEGATIVE,
     'test_time_flip': ('True or False', lambda v: isinstance(v, bool)),
     'log_every_steps': POSITIVE_INT,
+    'cpu_devices': NON_NEGATIVE_INT,
     'eval_every_epochs': POSITIVE_INT,
     'checkpoint_every_epochs': POSITIVE_INT,
     'data.image_size': POSITIVE_INT,
