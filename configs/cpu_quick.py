@@ -9,9 +9,10 @@ vectors and the patch kernel) at 2e-3, its matrix steps 3x AdamW's RMS,
 with a short warmup and cosine decay, crop + flip + label smoothing
 (RandAugment, Mixup/CutMix and erasing cost more than they give in a few
 epochs); the first 60% of the steps on 16x16 images (16 tokens, 4.4x faster steps);
-test-time flip averaging. The step count is planned to fill
-`total_seconds` (training, compilation and evaluations; data loading and
-the final test evaluation come on top). 5,000 training images are held out
+test-time flip averaging; the CPU split into 2 XLA devices, each taking
+half of every batch. The step count is planned to fill `total_seconds`
+(training, compilation and evaluations; data loading and the final test
+evaluation come on top), and replanned every 50 steps. 5,000 training images are held out
 for validation; the test split is evaluated once, at the end.
 Reaches: see README ("Results") and results/cpu_recipe.md, measured on the
 JPEG copy of CIFAR-10.

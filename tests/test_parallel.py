@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT
 
 SCRIPT = """
-import json, sys
+import json, sys, time
 sys.path.insert(0, 'tests')
 import jax
 workdir, process_id, num_processes, port, overrides = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], \
@@ -23,10 +23,11 @@ if num_processes > 1:
   jax.distributed.initialize(f'localhost:{port}', num_processes, process_id)
 from conftest import tiny_config
 from vit_jax import train
-config = tiny_config(total_epochs=1, batch_size=80, eval_batch_size=40, log_every_steps=1,
-                     **{'model.dropout': 0.1, 'model.drop_path': 0.1, 'aug.randaugment_layers': 2,
+rate = 1 + overrides.pop('clock_rate_per_process', 0) * process_id  # Hosts whose clocks disagree.
+config = tiny_config(**{'total_epochs': 1, 'batch_size': 80, 'eval_batch_size': 40, 'log_every_steps': 1,
+                        'model.dropout': 0.1, 'model.drop_path': 0.1, 'aug.randaugment_layers': 2,
                         'aug.mixup_alpha': 0.8, 'aug.cutmix_alpha': 1.0, 'aug.random_erasing': 0.25, **overrides})
-report = train.train_and_evaluate(config, workdir)
+report = train.train_and_evaluate(config, workdir, clock=lambda: time.perf_counter() * rate)
 print(json.dumps({'devices': jax.device_count(), 'report': report}))
 """
 
@@ -79,3 +80,14 @@ def test_eight_devices_and_two_hosts_give_the_same_losses_as_one_device(tmp_path
   two_hosts = finish(start(tmp_path / 'two_hosts', local_devices=2, num_processes=2))
   assert two_hosts[1]['devices'] == 4
   assert_same_run(one, two_hosts)
+
+
+@pytest.mark.slow  # A two-host cluster, in its own processes.
+def test_two_hosts_follow_one_plan_of_a_time_budget(tmp_path):
+  workdir, _, procs = start(tmp_path / 'budget', local_devices=1, num_processes=2,
+                            overrides={'total_epochs': 0.0, 'total_seconds': 100.0, 'log_every_steps': 2,
+                                       'clock_rate_per_process': 0.5})
+  outputs = [p.communicate(timeout=600) for p in procs]  # Hosts that planned apart would hang or fail here.
+  assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
+  reports = [json.loads(out.strip().splitlines()[-1])['report'] for out, _ in outputs]
+  assert reports[0]['steps'] == reports[1]['steps'] == reports[0]['plan']['total_steps'] > 20

@@ -29,6 +29,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 from flax import nnx
+from jax.experimental import multihost_utils
 from tqdm import tqdm
 
 from vit_jax import attention, augment, budget, convert, distill, feeds, losses, models, optim, report, steps
@@ -115,7 +116,9 @@ def _check_resume(config, workdir: str, allow_changes: bool, step: int) -> None:
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        on_step: Callable[[int], None] | None = None, stop: StopRequest | None = None,
                        resume_with_changes: bool = False, clock: Callable[[], float] = time.perf_counter) -> dict:
-  """Trains (or resumes) in `workdir`, then writes and returns the report.
+  """Trains (or resumes) in `workdir`, then writes and returns the report
+  (across hosts the first writes it; the others return its summary: steps,
+  seconds, plan, test accuracy).
 
   One run at a time in a work directory: a second one is refused with
   ConfigError while the first holds its lock (released however it ends).
@@ -270,6 +273,8 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
     def replan(step, state, first=False):
       total = plan.replan(step=step, elapsed=elapsed(), evaluates=evaluates,
                           checkpoints=lambda s: due(s, config.checkpoint_every_epochs))
+      if jax.process_count() > 1:  # The hosts' clocks differ: all follow the first host's plan.
+        total = plan.total_steps = int(multihost_utils.broadcast_one_to_all(np.int32(total)))
       if first and total <= warmup_steps:
         raise ConfigError(f'config.total_seconds={config.total_seconds} allows {total} steps of '
                           f'{plan.step_seconds:.3g} s, not more than the warmup ({warmup_steps}); raise it or '
@@ -374,7 +379,7 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
                  'num_val_images': val_size, 'data_wait': _data_wait(data_waits[1:], train_seconds - seconds_before),
                  'devices': jax.device_count(),
                  'device_kind': jax.devices()[0].device_kind, 'data': config.data.source}
-      result = {'test_accuracy': float((preds == test_labels).mean())}
+      result = {**summary, 'test_accuracy': float((preds == test_labels).mean())}  # The first host adds the rest:
       if is_main:
         result = report.write_report(workdir, labels=test_labels, preds=preds, images=feed.sample,
                                      class_names=feed.class_names, records=records, extra=summary)
