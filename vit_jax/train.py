@@ -236,8 +236,11 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
         if is_main:
           tqdm.write(f'epoch {step / steps_per_epoch:g}: validation accuracy {accuracy:.4f}')
 
-    def due(step, every_epochs):
-      return step == total_steps or (step % steps_per_epoch == 0 and (step // steps_per_epoch) % every_epochs == 0)
+    def periodic(step, every_epochs):  # At the end of every `every_epochs`-th epoch.
+      return step % steps_per_epoch == 0 and (step // steps_per_epoch) % every_epochs == 0
+
+    def due(step, every_epochs):  # Those, and the run's last step.
+      return step == total_steps or periodic(step, every_epochs)
 
     def evaluates(step):
       return val_size > 0 and due(step, config.eval_every_epochs)
@@ -271,8 +274,10 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
                          low_res_step_seconds=low_res_seconds)
 
     def replan(step, state, first=False):
-      total = plan.replan(step=step, elapsed=elapsed(), evaluates=evaluates,
-                          checkpoints=lambda s: due(s, config.checkpoint_every_epochs))
+      # The plan adds the last step's evaluation and checkpoint where the new end falls, not at the old one.
+      total = plan.replan(step=step, elapsed=elapsed(),
+                          evaluates=lambda s: val_size > 0 and periodic(s, config.eval_every_epochs),
+                          checkpoints=lambda s: periodic(s, config.checkpoint_every_epochs))
       if jax.process_count() > 1:  # The hosts' clocks differ: all follow the first host's plan.
         total = plan.total_steps = int(multihost_utils.broadcast_one_to_all(np.int32(total)))
       if first and total <= warmup_steps:
