@@ -17,8 +17,9 @@ resizes the position embedding); validation on the same 5,000 held-out
 images every `--eval-every-epochs`, the best one tested once with flips.
 The step count is planned to fill `--seconds` of training (compilation,
 steps and evaluations), with vit_jax.budget's planner, replanned every 50
-steps and at each evaluation, as train.py does. Prints one JSON line; --out writes it too. The recipe's values
-are written out here, as a PyTorch user would; tests/test_cpu_race.py checks
+steps and at each evaluation, as train.py does. Prints one JSON line;
+--out writes it too. The recipe's values are written out here, as a
+PyTorch user would; tests/test_cpu_race.py checks
 them against configs/cpu_quick.py (importing it here would bring JAX into a
 torch process).
 """

@@ -121,13 +121,13 @@ def test_steps_faster_than_planned_extend_the_run_to_its_budget(tmp_path, monkey
                        **{'aug.randaugment_layers': 0, 'low_res_stage.fraction': 0.5})
   halve = lambda step: step == budget.CALIBRATION_STEPS and setattr(clock, 'full_step', 0.5)  # After calibration.
   train.train_and_evaluate(config, str(tmp_path), clock=clock, on_step=halve)
-  report = json.loads((tmp_path / 'report.json').read_text())
-  first = next(r['plan']['total_steps'] for r in records(tmp_path) if 'plan' in r)
+  report, log = json.loads((tmp_path / 'report.json').read_text()), records(tmp_path)
+  first = next(r['plan']['total_steps'] for r in log if 'plan' in r)
   # No evaluation before the last: the plan is redone at the logged steps (every 5), and the run fills its budget
   # to within one step (not charging an evaluation at an earlier plan's end).
   assert report['steps'] > first and 60.0 - 0.5 < report['train_seconds'] <= 60.0, report
-  replans = [r['replan'] for r in records(tmp_path) if 'replan' in r]
-  assert {r['step'] for r in records(tmp_path) if 'replan' in r} <= set(range(5, report['steps'], 5))
+  replans = [r['replan'] for r in log if 'replan' in r]
+  assert {r['step'] for r in log if 'replan' in r} <= set(range(5, report['steps'], 5))
   low = [r for r in replans if r['low_res_fraction']]
   assert low and all(r['low_res_fraction'] == 0.0 for r in replans[len(low):])  # Once past the switch, it stays.
   switch = budget.low_res_steps(0.5, low[-1]['total_steps'])

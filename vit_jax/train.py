@@ -384,7 +384,7 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
                  'num_val_images': val_size, 'data_wait': _data_wait(data_waits[1:], train_seconds - seconds_before),
                  'devices': jax.device_count(),
                  'device_kind': jax.devices()[0].device_kind, 'data': config.data.source}
-      result = {**summary, 'test_accuracy': float((preds == test_labels).mean())}  # The first host adds the rest:
+      result = {**summary, 'test_accuracy': float((preds == test_labels).mean())}  # The first host's is the report:
       if is_main:
         result = report.write_report(workdir, labels=test_labels, preds=preds, images=feed.sample,
                                      class_names=feed.class_names, records=records, extra=summary)
