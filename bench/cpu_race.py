@@ -7,8 +7,9 @@ bench/cpu_recipe_torch.py (PyTorch; `--torch-compile` for its
 torch.compile variant) under the same training budget, each in its own
 process, alternated (A B A B ...: the host's speed drifts, and torch's and
 XLA's thread pools must never share one), and reports each run's test
-accuracy, validation accuracy, steps and training seconds, and the medians
-per side. The load average before each run is recorded (time on an
+accuracy, validation accuracy, steps and training seconds, the seconds of a
+full-size step, a 16x16 step and an evaluation in its last budget plan,
+and the medians per side. The load average before each run is recorded (time on an
 otherwise idle machine), and whether train.py found its compiled steps in
 its cache (~/.cache/vit_jax/xla, from an earlier run of the same code):
 a user's second run starts with them. Both sides read the same data and
@@ -31,6 +32,8 @@ from record import CIFAR10_JPEG, ROOT, provenance, write_record
 sys.path.insert(0, ROOT)
 from vit_jax.sources import compilation_cache_dir  # noqa: E402  (no JAX is imported)
 
+PLAN_TIMES = ('step_seconds', 'low_res_step_seconds', 'eval_seconds')  # Each side's last plan: what a step costs.
+
 
 def run_vit_jax(args, workdir: str) -> dict:
   cache = compilation_cache_dir()
@@ -42,7 +45,8 @@ def run_vit_jax(args, workdir: str) -> dict:
   with open(os.path.join(workdir, 'report.json')) as f:
     report = json.load(f)
   return dict(test_accuracy=report['test_accuracy'], val_accuracy=report['val_accuracy'], steps=report['steps'],
-              train_seconds=report['train_seconds'], compiled_steps_cached_before=warm)
+              train_seconds=report['train_seconds'], **{key: report['plan'][key] for key in PLAN_TIMES},
+              compiled_steps_cached_before=warm)
 
 
 def run_pytorch(args, workdir: str, compile_: bool) -> dict:
@@ -53,7 +57,7 @@ def run_pytorch(args, workdir: str, compile_: bool) -> dict:
   _run(command, 'bench/cpu_recipe_torch.py')
   with open(out) as f:
     result = json.load(f)
-  return {key: result[key] for key in ('test_accuracy', 'val_accuracy', 'steps', 'train_seconds')}
+  return {key: result[key] for key in ('test_accuracy', 'val_accuracy', 'steps', 'train_seconds', *PLAN_TIMES)}
 
 
 def _run(command: list[str], name: str) -> None:
@@ -85,8 +89,8 @@ def main() -> None:
         runs[side].append(result)
         print(f'round {round_ + 1}: {side:>24} test {result["test_accuracy"]:.2%}, {result["steps"]} steps, '
               f'{result["train_seconds"]:.0f} s (load {load:.2f} before)', flush=True)
-  medians = {side: {key: statistics.median(r[key] for r in results)
-                    for key in ('test_accuracy', 'steps', 'train_seconds')} for side, results in runs.items()}
+  keys = ('test_accuracy', 'steps', 'train_seconds', *PLAN_TIMES)
+  medians = {side: {key: statistics.median(r[key] for r in results) for key in keys} for side, results in runs.items()}
   for side, m in medians.items():
     print(f'{side:>24}: test {m["test_accuracy"]:.2%} (median of {args.rounds}), {m["steps"]:.0f} steps')
   if args.out:

@@ -139,7 +139,7 @@ def arguments(argv=None) -> argparse.Namespace:
   parser.add_argument('--warmup-epochs', type=float, default=0.3)
   parser.add_argument('--min-lr', type=float, default=1e-5, help='Where the cosine ends.')
   parser.add_argument('--low-res-fraction', type=float, default=0.6)
-  parser.add_argument('--eval-every-epochs', type=int, default=3)
+  parser.add_argument('--eval-every-epochs', type=int, default=4)
   parser.add_argument('--seed', type=int, default=0)
   parser.add_argument('--out')
   return parser.parse_args(argv)
@@ -233,6 +233,7 @@ def main():
   result = dict(side='pytorch' + (' + torch.compile' if args.compile else ''), test_accuracy=test_accuracy,
                 val_accuracy=best, steps=step, epochs=step / steps_per_epoch, train_seconds=train_seconds,
                 low_res_step_seconds=plan and plan.low_res_step_seconds, step_seconds=plan and plan.step_seconds,
+                eval_seconds=plan and plan.eval_seconds,
                 history=history, threads=torch.get_num_threads(),
                 torch=torch.__version__, args=vars(args))
   print(json.dumps(result))

@@ -81,5 +81,6 @@ def test_race_runs_both_sides_alternated_and_records_them(tmp_path):
   for side, (result,) in record['runs'].items():
     assert 0.0 <= result['test_accuracy'] <= 1.0 and result['steps'] >= 8, (side, result)
     assert result['train_seconds'] < 45 * 1.5, (side, result)
+    assert all(result[key] > 0 for key in ('step_seconds', 'low_res_step_seconds', 'eval_seconds')), (side, result)
   assert record['medians']['pytorch']['test_accuracy'] == record['runs']['pytorch'][0]['test_accuracy']
   assert record['commit'] and record['host'] and record['date']
