@@ -9,12 +9,12 @@ process, alternated (A B A B ...: the host's speed drifts, and torch's and
 XLA's thread pools must never share one), and reports each run's test
 accuracy, validation accuracy, steps and training seconds, the seconds of a
 full-size step, a 16x16 step and an evaluation in its last budget plan,
-and the medians per side. The load average before each run is recorded (time on an
-otherwise idle machine), and whether train.py found its compiled steps in
-its cache (~/.cache/vit_jax/xla, from an earlier run of the same code):
-a user's second run starts with them. Both sides read the same data and
-hold out the same validation images; data loading and the final test evaluation come on
-top of the budget on both.
+and the medians per side. The load average before each run is recorded
+(time on an otherwise idle machine), and whether train.py found its
+compiled steps in its cache (~/.cache/vit_jax/xla, from an earlier run of
+the same code): a user's second run starts with them. Both sides read the
+same data and hold out the same validation images; data loading and the
+final test evaluation come on top of the budget on both.
 """
 
 from __future__ import annotations
