@@ -1,5 +1,10 @@
 """Optimizers by name, which weights decay, and the learning-rate schedules."""
 
+import json
+import os
+import subprocess
+import sys
+
 import jax
 import jax.numpy as jnp
 import ml_collections
@@ -8,6 +13,7 @@ import optax
 import pytest
 from flax import nnx
 
+from conftest import ROOT
 from vit_jax import optim
 from vit_jax.models import ViT, ViTConfig
 
@@ -102,3 +108,56 @@ def test_muon_rms_scales_the_matrices_updates_only():
   rms = float(jnp.sqrt(jnp.mean(base['w'] ** 2)))
   assert 0.1 < rms < 0.3  # ~0.2: AdamW's update RMS (the direction; the step multiplies by -lr).
   assert not np.allclose(fewer_iterations['w'], base['w'], rtol=1e-2)
+
+
+def muon_reference(**options):
+  """optax's Muon as vit_jax.optim.muon composes it, on the matrices one by one."""
+  return optax.chain(optax.contrib.muon(1.0, weight_decay_mask=optim.decay_mask, **options), optax.scale(-1.0))
+
+
+def test_muon_on_stacked_matrices_gives_optax_muon_updates():
+  # Same-shape matrices stacked (so that devices can split Muon's work) change no update, step after step.
+  model = ViT(ViTConfig(dim=32, depth=3, num_heads=2, num_classes=3, layerscale_init=1e-4), rngs=nnx.Rngs(0))
+  params = nnx.state(model, nnx.Param)
+  tx = optim.create(ml_collections.ConfigDict(dict(name='muon', weight_decay=0.05, muon_rms=0.6, ns_steps=4)))
+  reference = muon_reference(weight_decay=0.05, consistent_rms=0.6, ns_steps=4)
+  state, reference_state = tx.init(params), reference.init(params)
+  for seed in range(3):
+    grads = jax.tree.map(lambda p: jax.random.normal(jax.random.key(seed), p.shape), params)
+    updates, state = jax.jit(tx.update)(grads, state, params)
+    expected, reference_state = reference.update(grads, reference_state, params)
+    jax.tree.map(lambda u, e: np.testing.assert_allclose(u, e, rtol=1e-4, atol=1e-6), updates, expected)
+    params = optax.apply_updates(params, jax.tree.map(lambda u: -0.01 * u, updates))
+
+
+SPLIT_SCRIPT = """
+import json, os
+os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'
+import jax, jax.numpy as jnp, ml_collections, numpy as np
+from flax import nnx
+from vit_jax import optim, steps
+from vit_jax.models import ViT, ViTConfig
+mesh = steps.make_mesh()
+params = jax.device_put(nnx.state(ViT(ViTConfig(dim=32, depth=3, num_heads=2), rngs=nnx.Rngs(0)), nnx.Param),
+                        steps.replicated(mesh))
+grads = jax.tree.map(lambda p: jnp.cos(p) + 0.1, params)
+config = ml_collections.ConfigDict(dict(name='muon', weight_decay=0.05))
+result = {}
+for name, tx in (('split', optim.create(config, mesh)), ('whole', optim.create(config))):
+  update = jax.jit(tx.update, out_shardings=steps.replicated(mesh))
+  updates = update(grads, tx.init(params), params)[0]
+  result[name] = {'all_gathers': update.lower(grads, tx.init(params), params).compile().as_text().count('all-gather('),
+                  'updates': [np.asarray(u).tolist() for u in jax.tree.leaves(updates)]}
+print(json.dumps(result))
+"""
+
+
+def test_muon_splits_its_matrices_over_the_devices():
+  # With the train step's mesh each device orthogonalizes a share of the matrices, then they are gathered.
+  out = subprocess.run([sys.executable, '-c', SPLIT_SCRIPT], cwd=ROOT, capture_output=True, text=True, timeout=300,
+                       env={**os.environ, 'JAX_PLATFORMS': 'cpu'})
+  assert out.returncode == 0, out.stderr[-3000:]
+  result = json.loads(out.stdout.strip().splitlines()[-1])
+  assert result['split']['all_gathers'] > 0 and result['whole']['all_gathers'] == 0
+  for split, whole in zip(result['split']['updates'], result['whole']['updates'], strict=True):
+    np.testing.assert_allclose(split, whole, rtol=1e-4, atol=3e-5)  # Float32 Newton-Schulz, batched.

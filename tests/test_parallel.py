@@ -82,6 +82,15 @@ def test_eight_devices_and_two_hosts_give_the_same_losses_as_one_device(tmp_path
   assert_same_run(one, two_hosts)
 
 
+@pytest.mark.slow  # Two trainings in their own processes.
+def test_muon_split_over_eight_devices_trains_like_one_device(tmp_path):
+  # Each device orthogonalizes a share of the matrices (vit_jax.optim.stacked_matrices); uneven shares here.
+  muon = {'optim.name': 'muon', 'optim.lr': 2e-3}
+  runs = [start(tmp_path / 'one', local_devices=1, overrides=muon), start(tmp_path / 'eight', local_devices=8,
+                                                                           overrides=muon)]
+  assert_same_run(*map(finish, runs))
+
+
 @pytest.mark.slow  # A two-host cluster, in its own processes.
 def test_two_hosts_follow_one_plan_of_a_time_budget(tmp_path):
   workdir, _, procs = start(tmp_path / 'budget', local_devices=1, num_processes=2,

@@ -166,7 +166,7 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
   peak_lr = config.optim.lr * config.batch_size / config.optim.get('lr_base_batch_size', config.batch_size)
   learning_rate = functools.partial(optim.learning_rate, peak_lr=peak_lr, warmup_steps=warmup_steps,
                                     decay_type=config.schedule.decay_type, min_lr=config.schedule.get('min_lr', 0.0))
-  tx = optim.create(config.optim)
+  tx = optim.create(config.optim, mesh)
   model = build_model(config, num_classes, config.seed)
   if config.get('init', {}).get('weights'):  # Fine-tuning: a resumed run's checkpoint replaces these below.
     load_initial_weights(model, config.init.weights)
