@@ -8,12 +8,13 @@ tokens), mean pooling (0.55M parameters); batch 128, Muon (Adam for the
 vectors and the patch kernel) at 2e-3, its matrix steps 3x AdamW's RMS,
 with a short warmup and cosine decay, crop + flip + label smoothing
 (RandAugment, Mixup/CutMix and erasing cost more than they give in a few
-epochs); the first 60% of the steps on 16x16 images (16 tokens, 4.4x faster steps);
-test-time flip averaging; the CPU split into 2 XLA devices, each taking
-half of every batch. The step count is planned to fill `total_seconds`
-(training, compilation and evaluations; data loading and the final test
-evaluation come on top), and replanned every 50 steps. 5,000 training images are held out
-for validation; the test split is evaluated once, at the end.
+epochs); the first 60% of the steps on 16x16 images (16 tokens, 4.4x
+faster steps); test-time flip averaging; the CPU split into 2 XLA devices,
+each taking half of every batch and orthogonalizing half of Muon's
+matrices. The step count is planned to fill `total_seconds` (training,
+compilation and evaluations; data loading and the final test evaluation
+come on top), and replanned every 50 steps. 5,000 training images are held
+out for validation; the test split is evaluated once, at the end.
 Reaches: see README ("Results") and results/cpu_recipe.md, measured on the
 JPEG copy of CIFAR-10.
 """
@@ -42,5 +43,5 @@ def get_config():
   config.test_time_flip = True
   config.eval_every_epochs = 4  # Here ~3.3 epochs fit: one evaluation, at the end (one at epoch 3 cost 20 s).
   config.log_every_steps = 50
-  config.cpu_devices = 2  # Two CPU devices, each batch split between them: +4.5% a step (results/profile_cpu.md).
+  config.cpu_devices = 2  # Each batch and Muon's matrices split over the 2 cores (results/profile_cpu.md).
   return config

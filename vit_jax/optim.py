@@ -132,7 +132,8 @@ def _stacked_dimension_numbers(stacked):
 
 
 def muon(*, weight_decay: float, b1: float = 0.9, b2: float = 0.999, momentum: float = 0.95, muon_rms: float = 0.2,
-         ns_steps: int = 5, grad_clip_norm: float | None = None, mesh: Mesh | None = None) -> optax.GradientTransformation:
+         ns_steps: int = 5, grad_clip_norm: float | None = None,
+         mesh: Mesh | None = None) -> optax.GradientTransformation:
   """Muon (Jordan et al. 2024; optax.contrib.muon) on the matrices, Adam on
   the rest. Muon's updates are scaled to the RMS `muon_rms` times the
   learning rate (0.2: AdamW's, Liu et al. 2025, so AdamW's learning rate and
