@@ -1,6 +1,6 @@
 r"""Muon's optimizer update of cpu_quick's parameters, split over the devices or not.
 
-    python bench/muon_update.py                  # 1 and 2 CPU devices, split and whole, alternated
+    python bench/muon_update.py                  # 1 and 2 CPU devices; leafwise, stacked, split; alternated
     python bench/muon_update.py --rounds 3 --out results/muon_update_cpu.json
 
 One update of `vit_jax.optim.muon` for the parameters of configs/cpu_quick.py's
@@ -18,6 +18,7 @@ medians of the calls in milliseconds.
 import argparse
 import json
 import os
+import statistics
 import subprocess
 import sys
 
@@ -67,7 +68,7 @@ def main():
       out = subprocess.run([sys.executable, '-c', CHILD, str(d), variant, str(args.calls)], cwd=ROOT,
                            capture_output=True, text=True, env={**os.environ, 'JAX_PLATFORMS': 'cpu'}, check=True)
       ms[f'{d} devices, {variant}'].append(round(float(out.stdout.strip().splitlines()[-1]), 1))
-  medians = {side: sorted(v)[len(v) // 2] for side, v in ms.items()}
+  medians = {side: statistics.median(v) for side, v in ms.items()}
   print(json.dumps({'update_ms': ms, 'median_ms': medians}, indent=1))
   if args.out:
     write_record(args.out, started, update_ms=ms, median_ms=medians)
