@@ -7,11 +7,11 @@ r"""configs/cpu_quick.py's recipe in PyTorch: the reference the JAX main job rac
 What a user who knows PyTorch would write for the same recipe, on the same
 data and split: timm's VisionTransformer of the same shape (dim 128, depth
 4, 4 heads, MLP 256, patch 4, mean pooling, no class token); Muon on every
-matrix (the blocks' and the head's), its steps scaled to an RMS of `--muon-rms` times the
+matrix (the blocks' and the head's; q, k and v apart), its steps scaled to an RMS of `--muon-rms` times the
 learning rate (rms sqrt(max(A, B)), as optax's consistent_rms; 0.2 is AdamW's RMS, the
 recipe takes 0.6) and its Newton-Schulz iteration in float32
-(torch.optim.Muon's bfloat16 is slow on AVX2 CPUs), AdamW on the rest;
-linear warmup and cosine decay to `--min-lr`; zero-padded crop + flip, label smoothing;
+(torch.optim.Muon's bfloat16 is slow on AVX2 CPUs), Adam on the rest;
+linear warmup and cosine decay to `--min-lr`; flips (no crop), label smoothing;
 the first share of the steps on 16x16 images (antialiased resize; timm
 resizes the position embedding); validation on the same 5,000 held-out
 images every `--eval-every-epochs`, the best one tested once with flips.
@@ -41,7 +41,7 @@ sys.path.insert(0, ROOT)
 from vit_jax import budget, data  # noqa: E402  (pure numpy / Python: no JAX is imported)
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
-CROP_PADDING, LABEL_SMOOTHING, LOW_RES_SIZE = 4, 0.1, 16
+CROP_PADDING, LABEL_SMOOTHING, LOW_RES_SIZE = 0, 0.1, 16
 REPLAN_EVERY_STEPS = 50  # train.py replans at its logged steps: every config.log_every_steps.
 NS_COEFFICIENTS = (3.4445, -4.7750, 2.0315)
 
@@ -59,10 +59,12 @@ def orthogonalize(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
 
 class Muon(torch.optim.Optimizer):
   """torch.optim.Muon's update (Nesterov momentum, orthogonalised, decoupled decay) in float32, scaled to the RMS
-  rms * lr (rms 0.2: AdamW's, torch.optim.Muon's 'match_rms_adamw'), as vit_jax.optim.muon."""
+  rms * lr (rms 0.2: AdamW's, torch.optim.Muon's 'match_rms_adamw'), as vit_jax.optim.muon. A group's `parts`
+  splits each matrix into that many along its output axis, orthogonalized apart (a fused qkv weight: 3)."""
 
   def __init__(self, params, lr: float, weight_decay: float, rms: float, ns_steps: int, momentum: float = 0.95):
-    super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, rms=rms, ns_steps=ns_steps))
+    super().__init__(params, dict(lr=lr, weight_decay=weight_decay, momentum=momentum, rms=rms, ns_steps=ns_steps,
+                                  parts=1))
 
   @torch.no_grad()
   def step(self):
@@ -70,9 +72,10 @@ class Muon(torch.optim.Optimizer):
       for p in group['params']:
         buf = self.state[p].setdefault('momentum', torch.zeros_like(p))
         buf.lerp_(p.grad, 1 - group['momentum'])
-        update = orthogonalize(p.grad.lerp(buf, group['momentum']), group['ns_steps'])
+        parts = p.grad.lerp(buf, group['momentum']).chunk(group['parts'], dim=0)  # [out, in] weights.
+        update = torch.cat([orthogonalize(g, group['ns_steps']) * math.sqrt(max(g.shape)) for g in parts])
         p.mul_(1 - group['lr'] * group['weight_decay'])
-        p.add_(update, alpha=-group['lr'] * group['rms'] * math.sqrt(max(p.shape)))
+        p.add_(update, alpha=-group['lr'] * group['rms'])
 
 
 def build(args):
@@ -80,19 +83,19 @@ def build(args):
   torch.manual_seed(args.seed)
   model = VisionTransformer(img_size=32, patch_size=4, embed_dim=128, depth=4, num_heads=4, mlp_ratio=2.0,
                             num_classes=10, class_token=False, global_pool='avg', dynamic_img_size=True)
-  return model, muon_and_adamw(model, args.lr, args.weight_decay, args.muon_rms, args.ns_steps)
+  return model, muon_and_adam(model, args.lr, args.weight_decay, args.muon_rms, args.ns_steps)
 
 
-def muon_and_adamw(model, lr: float, weight_decay: float, muon_rms: float = 0.2,
+def muon_and_adam(model, lr: float, weight_decay: float, muon_rms: float = 0.2,
                    ns_steps: int = 5) -> list[torch.optim.Optimizer]:
-  """As vit_jax.optim.muon (optax.contrib.muon): Muon on every matrix (the blocks' and the head's), AdamW on
-  the rest, weight decay on the matrices and the patch kernel but not on the position embedding or vectors."""
-  matrices = [p for p in model.parameters() if p.ndim == 2]
+  """As vit_jax.optim.muon (optax.contrib.muon): Muon with weight decay on every matrix (the blocks' and the
+  head's; each qkv weight as q, k and v), Adam without decay on the rest (optax's adam_weight_decay=0)."""
+  qkv = [block.attn.qkv.weight for block in model.blocks]
+  matrices = [p for p in model.parameters() if p.ndim == 2 and all(p is not w for w in qkv)]
   others = [p for p in model.parameters() if p.ndim != 2]
-  decays = lambda p: p.ndim >= 2 and p is not getattr(model, 'pos_embed', None)
-  return [Muon(matrices, lr=lr, weight_decay=weight_decay, rms=muon_rms, ns_steps=ns_steps),
-          torch.optim.AdamW([dict(params=[p for p in others if decays(p)], weight_decay=weight_decay),
-                             dict(params=[p for p in others if not decays(p)], weight_decay=0.0)], lr=lr)]
+  return [Muon([dict(params=matrices), dict(params=qkv, parts=3)], lr=lr, weight_decay=weight_decay, rms=muon_rms,
+               ns_steps=ns_steps),
+          torch.optim.Adam(others, lr=lr)]
 
 
 def normalize(images_uint8: torch.Tensor) -> torch.Tensor:  # [B, H, W, 3] uint8 -> [B, 3, H, W] float32
@@ -101,8 +104,11 @@ def normalize(images_uint8: torch.Tensor) -> torch.Tensor:  # [B, H, W, 3] uint8
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-  """Zero-padded random crop (CROP_PADDING px) and flip of uint8 [B, H, W, 3]."""
+  """Zero-padded random crop (CROP_PADDING px, where it is not 0) and flip of uint8 [B, H, W, 3]."""
   b, h, w, _ = images.shape
+  if not CROP_PADDING:
+    flip = torch.rand(b, generator=generator) < 0.5
+    return torch.where(flip[:, None, None, None], images.flip(2), images)
   padded = F.pad(images, (0, 0) + (CROP_PADDING,) * 4)
   dy, dx = (torch.randint(0, 2 * CROP_PADDING + 1, (b,), generator=generator) for _ in range(2))
   rows = (dy[:, None] + torch.arange(h))[:, :, None]

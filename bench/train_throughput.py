@@ -98,8 +98,8 @@ def bench_timm(args, compile_: bool) -> dict:
                             global_pool='token' if args.pool == 'cls' else 'avg',
                             dynamic_img_size=args.image_size != s['image_size']).to(device)
   if args.optimizer == 'muon':  # As vit_jax.optim.muon: Muon on the matrices, AdamW on the rest.
-    from cpu_recipe_torch import muon_and_adamw
-    optimizers = muon_and_adamw(model, lr=1e-3, weight_decay=0.05)
+    from cpu_recipe_torch import muon_and_adam
+    optimizers = muon_and_adam(model, lr=1e-3, weight_decay=0.05)
   else:
     optimizers = [torch.optim.AdamW(model.parameters(), lr=1e-3, weight_decay=0.05)]
   forward = torch.compile(model) if compile_ else model

@@ -54,18 +54,19 @@ def test_newton_schulz_in_float32_flattens_the_spectrum(recipe):
     assert 0.5 < singular.min() and singular.max() < 1.3  # Muon's iteration: ~U V^T, singular values near 1.
 
 
-def test_muon_takes_every_matrix_and_adamw_the_rest_as_vit_jax_does(recipe):
-  model, (muon, adamw) = recipe.build(recipe.arguments([]))
-  assert isinstance(muon, recipe.Muon)
+def test_muon_takes_every_matrix_and_adam_the_rest_as_vit_jax_does(recipe):
+  model, (muon, adam) = recipe.build(recipe.arguments([]))
+  assert isinstance(muon, recipe.Muon) and type(adam) is torch.optim.Adam  # optax's Muon: no decay on Adam's part.
   in_muon = {id(p) for group in muon.param_groups for p in group['params']}
-  decayed, plain = ({id(p) for p in group['params']} for group in adamw.param_groups)
-  assert in_muon | decayed | plain == {id(p) for p in model.parameters()}
-  assert not (in_muon & decayed or in_muon & plain or decayed & plain)
+  in_adam = {id(p) for group in adam.param_groups for p in group['params']}
+  assert in_muon | in_adam == {id(p) for p in model.parameters()} and not in_muon & in_adam
   assert in_muon == {id(p) for p in model.parameters() if p.ndim == 2}  # The blocks' matrices and the head's.
-  assert decayed == {id(model.patch_embed.proj.weight)}  # Not the position embedding, norms or biases.
+  split = {id(p) for group in muon.param_groups if group['parts'] == 3 for p in group['params']}
+  assert split == {id(block.attn.qkv.weight) for block in model.blocks}  # q, k, v apart (vit_jax.optim.FUSED_MATRICES).
+  assert optim.FUSED_MATRICES == {'qkv': 3}
   before = [p.detach().clone() for p in model.parameters()]
   torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 16, 16)), torch.tensor([0, 1, 2, 3])).backward()
-  for optimizer in (muon, adamw):
+  for optimizer in (muon, adam):
     optimizer.step()
   assert all(not torch.equal(a, p) for a, p in zip(before, model.parameters()) if p.grad is not None)
 

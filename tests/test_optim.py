@@ -110,24 +110,59 @@ def test_muon_rms_scales_the_matrices_updates_only():
   assert not np.allclose(fewer_iterations['w'], base['w'], rtol=1e-2)
 
 
+def is_qkv(path) -> bool:
+  return any(getattr(p, 'key', None) == 'qkv' for p in path)
+
+
 def muon_reference(**options):
-  """optax's Muon as vit_jax.optim.muon composes it, on the matrices one by one."""
-  return optax.chain(optax.contrib.muon(1.0, weight_decay_mask=optim.decay_mask, **options), optax.scale(-1.0))
+  """optax's Muon as vit_jax.optim.muon composes it, on the matrices one by one, a qkv kernel [D, 3D] given as
+  [D, 3, D] (`qkv_apart`): optax orthogonalizes along its batch axis 1, q, k and v apart."""
+  def dimension_numbers(params):
+    return jax.tree_util.tree_map_with_path(
+        lambda path, p: optax.contrib.MuonDimensionNumbers(0, 2) if is_qkv(path) and p.ndim == 3
+        else optax.contrib.MuonDimensionNumbers(0, 1) if p.ndim == 2 else None, params)
+  return optax.chain(optax.contrib.muon(1.0, weight_decay_mask=optim.decay_mask,
+                                        muon_weight_dimension_numbers=dimension_numbers, **options),
+                     optax.scale(-1.0))
+
+
+def qkv_apart(tree, inverse: bool = False):
+  """Each qkv kernel [D, 3D] as [D, 3, D] (or back)."""
+  def reshape(path, p):
+    if not is_qkv(path) or p.ndim == 1:
+      return p
+    return p.reshape(p.shape[0], -1) if inverse else p.reshape(p.shape[0], 3, -1)
+  return jax.tree_util.tree_map_with_path(reshape, tree)
 
 
 def test_muon_on_stacked_matrices_gives_optax_muon_updates():
-  # Same-shape matrices stacked (so that devices can split Muon's work) change no update, step after step.
+  # Same-shape matrices stacked (so that devices can split Muon's work) change no update, step after step; the
+  # qkv kernel is orthogonalized as three matrices.
   model = ViT(ViTConfig(dim=32, depth=3, num_heads=2, num_classes=3, layerscale_init=1e-4), rngs=nnx.Rngs(0))
   params = nnx.state(model, nnx.Param)
   tx = optim.create(ml_collections.ConfigDict(dict(name='muon', weight_decay=0.05, muon_rms=0.6, ns_steps=4)))
   reference = muon_reference(weight_decay=0.05, consistent_rms=0.6, ns_steps=4)
-  state, reference_state = tx.init(params), reference.init(params)
+  state, reference_state = tx.init(params), reference.init(qkv_apart(params))
   for seed in range(3):
     grads = jax.tree.map(lambda p: jax.random.normal(jax.random.key(seed), p.shape), params)
     updates, state = jax.jit(tx.update)(grads, state, params)
-    expected, reference_state = reference.update(grads, reference_state, params)
-    jax.tree.map(lambda u, e: np.testing.assert_allclose(u, e, rtol=1e-4, atol=1e-6), updates, expected)
+    expected, reference_state = reference.update(qkv_apart(grads), reference_state, qkv_apart(params))
+    jax.tree.map(lambda u, e: np.testing.assert_allclose(u, e, rtol=1e-4, atol=1e-6),
+                 updates, qkv_apart(expected, inverse=True))
     params = optax.apply_updates(params, jax.tree.map(lambda u: -0.01 * u, updates))
+
+
+def test_muon_orthogonalizes_q_k_and_v_apart():
+  # Each of the three [D, D] parts of an update of the qkv kernel is ~orthogonal (singular values near one,
+  # times Muon's scale), which the fused [D, 3D] matrix orthogonalized whole would not make them.
+  model = ViT(ViTConfig(dim=32, depth=1, num_heads=2, num_classes=3), rngs=nnx.Rngs(0))
+  params = nnx.state(model, nnx.Param)
+  grads = jax.tree.map(lambda p: jax.random.normal(jax.random.key(0), p.shape), params)
+  tx = optim.create(ml_collections.ConfigDict(dict(name='muon', weight_decay=0.0, muon_rms=1.0)))
+  qkv = tx.update(grads, tx.init(params), params)[0]['blocks'][0]['attn']['qkv']['kernel'][...]
+  for part in np.split(np.asarray(qkv), 3, axis=1):
+    singular = np.linalg.svd(part / np.sqrt(32), compute_uv=False)
+    assert 0.5 < singular.min() and singular.max() < 1.3
 
 
 SPLIT_SCRIPT = """

@@ -21,6 +21,10 @@ from optax import contrib
 
 NO_DECAY_NAMES = ('pos_embed', 'cls_token', 'dist_token')
 DECAY_TYPES = ('cosine', 'onecycle')
+# Fused projections whose parts Muon orthogonalizes apart (as modded-nanogpt does q, k and v): the name of the
+# kernel's module -> its parts along the output axis. The qkv split: +0.8 and +1.4 points at 700 steps
+# (results/cpu_recipe.md rows 31-34).
+FUSED_MATRICES = {'qkv': 3}
 
 
 def decay_mask(params):
@@ -82,7 +86,9 @@ def sgd(*, weight_decay: float, momentum: float = 0.9, nesterov: bool = True,
 def stacked_matrices(inner: optax.GradientTransformation, mesh: Mesh | None = None) -> optax.GradientTransformation:
   """`inner` on the tree {'matrices': (M [k, m, n], ...), 'rest': the other
   leaves}: each group of k same-shape matrices stacked into one array, split
-  over the devices of `mesh` along k (XLA pads an uneven split).
+  over the devices of `mesh` along k (XLA pads an uneven split). A fused
+  kernel of FUSED_MATRICES enters as its parts: the qkv kernel [D, 3D] as
+  three [D, D] matrices, so that Muon orthogonalizes q, k and v apart.
 
   Muon's orthogonalization is per matrix: stacked and split, each
   data-parallel device orthogonalizes its share of every group and an
@@ -96,24 +102,29 @@ def stacked_matrices(inner: optax.GradientTransformation, mesh: Mesh | None = No
     return jax.lax.with_sharding_constraint(x, NamedSharding(mesh, P(mesh.axis_names) if split else P()))
 
   def stack(tree):
-    leaves, treedef = jax.tree.flatten(tree)
-    groups = {}
-    for i, leaf in enumerate(leaves):
+    leaves, treedef = jax.tree_util.tree_flatten_with_path(tree)
+    groups, parts = {}, {}  # (shape, dtype) -> [(leaf index, part index, part)]; leaf index -> its part count.
+    for i, (path, leaf) in enumerate(leaves):
       if leaf.ndim == 2:
-        groups.setdefault((leaf.shape, leaf.dtype), []).append(i)
-    matrices = tuple(constrain(jnp.stack([leaves[i] for i in group]), split=True) for group in groups.values())
-    rest = [leaf for leaf in leaves if leaf.ndim != 2]
-    return {'matrices': matrices, 'rest': rest}, (treedef, list(groups.values()))
+        names = {getattr(p, 'key', getattr(p, 'name', None)) for p in path}
+        parts[i] = max([FUSED_MATRICES[name] for name in names & FUSED_MATRICES.keys()], default=1)
+        for j, part in enumerate(jnp.split(leaf, parts[i], axis=1)):
+          groups.setdefault((part.shape, part.dtype), []).append((i, j, part))
+    matrices = tuple(constrain(jnp.stack([part for _, _, part in group]), split=True) for group in groups.values())
+    rest = [leaf for i, (_, leaf) in enumerate(leaves) if i not in parts]
+    places = [[(i, j) for i, j, _ in group] for group in groups.values()]
+    return {'matrices': matrices, 'rest': rest}, (treedef, places, parts)
 
   def unstack(stacked, layout):
-    treedef, groups = layout
-    leaves = [None] * treedef.num_leaves
-    for group, matrices in zip(groups, stacked['matrices']):
+    treedef, places, parts = layout
+    matrix_parts = {i: [None] * n for i, n in parts.items()}
+    for group, matrices in zip(places, stacked['matrices']):
       matrices = constrain(matrices, split=False)
-      for j, i in enumerate(group):
-        leaves[i] = matrices[j]
+      for k, (i, j) in enumerate(group):
+        matrix_parts[i][j] = matrices[k]
     rest = iter(stacked['rest'])
-    return treedef.unflatten([leaf if leaf is not None else next(rest) for leaf in leaves])
+    return treedef.unflatten([jnp.concatenate(matrix_parts[i], axis=1) if i in parts else next(rest)
+                              for i in range(treedef.num_leaves)])
 
   def init(params):
     return inner.init(stack(params)[0])
