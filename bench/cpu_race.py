@@ -33,6 +33,7 @@ sys.path.insert(0, ROOT)
 from vit_jax.sources import compilation_cache_dir  # noqa: E402  (no JAX is imported)
 
 PLAN_TIMES = ('step_seconds', 'low_res_step_seconds', 'eval_seconds')  # Each side's last plan: what a step costs.
+BUDGET_FIELDS = ('config.total_seconds', 'config.total_steps', 'config.total_epochs')
 
 
 def run_vit_jax(args, workdir: str) -> dict:
@@ -77,6 +78,10 @@ def main() -> None:
                       help='more train.py overrides (the PyTorch side does not take them: keep the recipe the same)')
   parser.add_argument('--out')
   args = parser.parse_args()
+  if args.rounds < 1 or not args.seconds > 0:
+    parser.error('--rounds must be at least 1 and --seconds positive.')
+  if any(override.lstrip('-').split('=')[0] in BUDGET_FIELDS for override in args.set):
+    parser.error('the budget is --seconds, the same for both sides: --set may not change it.')
   started = provenance()
   torch_side = 'pytorch + torch.compile' if args.torch_compile else 'pytorch'
   sides = {'vit_jax': lambda w: run_vit_jax(args, w), torch_side: lambda w: run_pytorch(args, w, args.torch_compile)}

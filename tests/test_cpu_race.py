@@ -85,3 +85,12 @@ def test_race_runs_both_sides_alternated_and_records_them(tmp_path):
     assert all(result[key] > 0 for key in ('step_seconds', 'low_res_step_seconds', 'eval_seconds')), (side, result)
   assert record['medians']['pytorch']['test_accuracy'] == record['runs']['pytorch'][0]['test_accuracy']
   assert record['commit'] and record['host'] and record['date']
+
+
+@pytest.mark.parametrize('arguments', [['--seconds=0'], ['--rounds=0'], ['--set=--config.total_steps=100'],
+                                       ['--set=config.total_seconds=0']])
+def test_race_refuses_a_budget_that_is_not_the_same_for_both_sides(arguments):
+  run = subprocess.run([sys.executable, 'bench/cpu_race.py', *arguments], cwd=ROOT, capture_output=True, text=True,
+                       timeout=60)
+  assert run.returncode == 2 and 'Traceback' not in run.stderr
+  assert 'cpu_race.py: error: ' in run.stderr.strip().splitlines()[-1]

@@ -23,7 +23,7 @@ NO_DECAY_NAMES = ('pos_embed', 'cls_token', 'dist_token')
 DECAY_TYPES = ('cosine', 'onecycle')
 # Fused projections whose parts Muon orthogonalizes apart (as modded-nanogpt does q, k and v): the name of the
 # kernel's module -> its parts along the output axis. The qkv split: +0.8 and +1.4 points at 700 steps
-# (results/cpu_recipe.md rows 31-34).
+# (results/cpu_recipe.md rows 35, 37).
 FUSED_MATRICES = {'qkv': 3}
 
 
