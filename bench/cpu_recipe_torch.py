@@ -104,19 +104,16 @@ def normalize(images_uint8: torch.Tensor) -> torch.Tensor:  # [B, H, W, 3] uint8
 
 
 def augment(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-  """Zero-padded random crop (CROP_PADDING px, where it is not 0) and flip of uint8 [B, H, W, 3]."""
+  """Zero-padded random crop (CROP_PADDING px; none at 0) and flip of uint8 [B, H, W, 3] (a new tensor)."""
   b, h, w, _ = images.shape
-  if not CROP_PADDING:
-    flip = torch.rand(b, generator=generator) < 0.5
-    return torch.where(flip[:, None, None, None], images.flip(2), images)
-  padded = F.pad(images, (0, 0) + (CROP_PADDING,) * 4)
-  dy, dx = (torch.randint(0, 2 * CROP_PADDING + 1, (b,), generator=generator) for _ in range(2))
-  rows = (dy[:, None] + torch.arange(h))[:, :, None]
-  cols = (dx[:, None] + torch.arange(w))[:, None, :]
-  out = padded[torch.arange(b)[:, None, None], rows, cols]
+  if CROP_PADDING:
+    padded = F.pad(images, (0, 0) + (CROP_PADDING,) * 4)
+    dy, dx = (torch.randint(0, 2 * CROP_PADDING + 1, (b,), generator=generator) for _ in range(2))
+    rows = (dy[:, None] + torch.arange(h))[:, :, None]
+    cols = (dx[:, None] + torch.arange(w))[:, None, :]
+    images = padded[torch.arange(b)[:, None, None], rows, cols]
   flip = torch.rand(b, generator=generator) < 0.5
-  out[flip] = out[flip].flip(2)
-  return out
+  return torch.where(flip[:, None, None, None], images.flip(2), images)
 
 
 def predict(model, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:

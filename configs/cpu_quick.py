@@ -8,10 +8,10 @@ tokens), mean pooling (0.55M parameters); batch 128, Muon (Adam for the
 vectors and the patch kernel; q, k and v orthogonalized apart) at 2e-3, its
 matrix steps 3x AdamW's RMS, with a short warmup and cosine decay, flips
 and label smoothing (random crops, RandAugment, Mixup/CutMix and erasing
-cost more than they give in a few epochs); the first 60% of the steps on 16x16 images (16 tokens, 4.4x
-faster steps); test-time flip averaging; the CPU split into 2 XLA devices,
-each taking half of every batch and orthogonalizing half of Muon's
-matrices. The step count is planned to fill `total_seconds` (training,
+cost more than they give in a few epochs); the first 60% of the steps on
+16x16 images (16 tokens, 4.4x faster steps); test-time flip averaging; the
+CPU split into 2 XLA devices, each taking half of every batch and
+orthogonalizing half of Muon's matrices. The step count is planned to fill `total_seconds` (training,
 compilation and evaluations; data loading and the final test evaluation
 come on top), and replanned every 50 steps. 5,000 training images are held
 out for validation; the test split is evaluated once, at the end.

@@ -27,12 +27,16 @@ DECAY_TYPES = ('cosine', 'onecycle')
 FUSED_MATRICES = {'qkv': 3}
 
 
+def _names(path) -> set:
+  """The module and attribute names along a pytree path."""
+  return {getattr(p, 'key', getattr(p, 'name', None)) for p in path}
+
+
 def decay_mask(params):
   """True for weights that get weight decay: matrices and conv kernels; not
   norms, biases, LayerScale γ, the position embedding or the tokens."""
   def decays(path, leaf):
-    names = {getattr(p, 'key', getattr(p, 'name', None)) for p in path}
-    return leaf.ndim >= 2 and not names & set(NO_DECAY_NAMES)
+    return leaf.ndim >= 2 and not _names(path) & set(NO_DECAY_NAMES)
   return jax.tree_util.tree_map_with_path(decays, params)
 
 
@@ -106,8 +110,7 @@ def stacked_matrices(inner: optax.GradientTransformation, mesh: Mesh | None = No
     groups, parts = {}, {}  # (shape, dtype) -> [(leaf index, part index, part)]; leaf index -> its part count.
     for i, (path, leaf) in enumerate(leaves):
       if leaf.ndim == 2:
-        names = {getattr(p, 'key', getattr(p, 'name', None)) for p in path}
-        parts[i] = max([FUSED_MATRICES[name] for name in names & FUSED_MATRICES.keys()], default=1)
+        parts[i] = max([FUSED_MATRICES[name] for name in _names(path) & FUSED_MATRICES.keys()], default=1)
         for j, part in enumerate(jnp.split(leaf, parts[i], axis=1)):
           groups.setdefault((part.shape, part.dtype), []).append((i, j, part))
     matrices = tuple(constrain(jnp.stack([part for _, _, part in group]), split=True) for group in groups.values())
