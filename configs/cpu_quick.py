@@ -11,12 +11,13 @@ and label smoothing (random crops, RandAugment, Mixup/CutMix and erasing
 cost more than they give in a few epochs); the first 60% of the steps on
 16x16 images (16 tokens, 4.4x faster steps); test-time flip averaging; the
 CPU split into 2 XLA devices, each taking half of every batch and
-orthogonalizing half of Muon's matrices. The step count is planned to fill `total_seconds` (training,
-compilation and evaluations; data loading and the final test evaluation
-come on top), and replanned every 50 steps. 5,000 training images are held
-out for validation; the test split is evaluated once, at the end.
-Reaches: see README ("Results") and results/cpu_recipe.md, measured on the
-JPEG copy of CIFAR-10.
+orthogonalizing half of Muon's matrices. The step count is planned to fill
+`total_seconds` (training, compilation and evaluations; data loading and
+the final test evaluation come on top), and replanned every 50 steps.
+5,000 training images are held out for validation; the test split is
+evaluated once, at the end. Reaches: see README ("Results") and
+results/cpu_recipe.md, measured on the JPEG copy of CIFAR-10 (72.3-72.8% on a
+2-core AVX2 EPYC, 75.9-76.3% on a 2-core AVX-512 Xeon).
 """
 
 from configs import deit_ti, model_section
