@@ -23,6 +23,7 @@ import os
 import signal
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterable, Iterator
 
@@ -100,8 +101,25 @@ def run_ray(job, items: list[Item], *, workers: tuple[int, int] = (1, 1), gpus_p
       _Actor, fn_constructor_args=(job, os.getcwd()), batch_size=batch_size, batch_format='numpy',
       compute=ray.data.ActorPoolStrategy(min_size=workers[0], max_size=workers[1]),
       num_gpus=gpus_per_worker or None, num_cpus=cpus_per_worker)
-  for row in results.iter_rows():
-    yield Done(**{key: str(value) for key, value in row.items()})
+  before, rows = set(threading.enumerate()), iter(results.iter_rows())
+  try:
+    for row in rows:
+      yield Done(**{key: str(value) for key, value in row.items()})
+  finally:  # Ended early too (a model that does not load, Ctrl-C): Ray Data stops its executor and threads.
+    rows.close()
+    _join_threads_started_since(before)
+
+
+def _join_threads_started_since(before: set[threading.Thread], timeout: float = 30.0) -> None:
+  """Waits for the threads Ray Data started since `before` (told to stop) to
+  end: one that calls Ray after ray.shutdown() ends the whole process with
+  status 1 (ray-project/ray#19115), even one that said its error already.
+  Its block prefetcher, parked until its iterator is collected, calls Ray
+  only when those threads hand it blocks, and is left."""
+  deadline = time.monotonic() + timeout
+  for thread in set(threading.enumerate()) - before:
+    if thread.name != 'Prefetcher':
+      thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def stop_ray() -> None:
