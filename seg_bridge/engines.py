@@ -60,7 +60,7 @@ class _Actor:
 def start_ray(address: str | None):
   """Joins the Ray cluster at `address` (or $RAY_ADDRESS), or starts one on
   this machine; quiet: no dashboard, no usage statistics, no Ray progress bars,
-  Ray's own notes in a log file (_NativeStderr), not among the command's lines."""
+  Ray's own notes in a log file (_RayNotes), not among the command's lines."""
   try:
     import ray
     import ray.data  # noqa: F401
@@ -69,12 +69,12 @@ def start_ray(address: str | None):
   os.environ.setdefault('RAY_USAGE_STATS_ENABLED', '0')
   logging.getLogger('ray').setLevel(logging.ERROR)
   on_sigterm = signal.getsignal(signal.SIGTERM)
-  _NATIVE_STDERR.divert()
+  _RAY_NOTES.divert()
   try:
     ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
              configure_logging=True)
   except Exception as e:  # ConnectionError, a bad address, a cluster of another version: one line.
-    _NATIVE_STDERR.restore()
+    _RAY_NOTES.restore()
     where = address or os.environ.get('RAY_ADDRESS') or 'a local cluster'
     raise EngineError(f'cannot start or join Ray at {where!r} ({" ".join(str(e).split())[:200]}).') from None
   finally:  # ray.init makes SIGTERM exit at once; the command's own handler says what was kept, and stops Ray.
@@ -101,23 +101,27 @@ def run_ray(job, items: list[Item], *, workers: tuple[int, int] = (1, 1), gpus_p
       _Actor, fn_constructor_args=(job, os.getcwd()), batch_size=batch_size, batch_format='numpy',
       compute=ray.data.ActorPoolStrategy(min_size=workers[0], max_size=workers[1]),
       num_gpus=gpus_per_worker or None, num_cpus=cpus_per_worker)
-  before, rows = set(threading.enumerate()), iter(results.iter_rows())
+  rows, before, started = iter(results.iter_rows()), set(threading.enumerate()), None
   try:
     for row in rows:
+      if started is None:  # Ray Data's threads: up by its first row, before the caller could start any.
+        started = set(threading.enumerate()) - before
       yield Done(**{key: str(value) for key, value in row.items()})
   finally:  # Ended early too (a model that does not load, Ctrl-C): Ray Data stops its executor and threads.
+    if started is None:
+      started = set(threading.enumerate()) - before
     rows.close()
-    _join_threads_started_since(before)
+    _join(started)
 
 
-def _join_threads_started_since(before: set[threading.Thread], timeout: float = 30.0) -> None:
-  """Waits for the threads Ray Data started since `before` (told to stop) to
-  end: one that calls Ray after ray.shutdown() ends the whole process with
-  status 1 (ray-project/ray#19115), even one that said its error already.
-  Its block prefetcher, parked until its iterator is collected, calls Ray
-  only when those threads hand it blocks, and is left."""
+def _join(threads: set[threading.Thread], timeout: float = 10.0) -> None:
+  """Waits for Ray Data's `threads`, told to stop, to end: one that calls
+  Ray after ray.shutdown() ends the whole process with status 1 (ray-project/
+  ray#19115), even one that said its error already. Its block prefetcher,
+  parked until its iterator is collected, calls Ray only when those threads
+  hand it blocks, and is left."""
   deadline = time.monotonic() + timeout
-  for thread in set(threading.enumerate()) - before:
+  for thread in threads:
     if thread.name != 'Prefetcher':
       thread.join(max(0.0, deadline - time.monotonic()))
 
@@ -126,41 +130,73 @@ def stop_ray() -> None:
   """Leaves the cluster (and stops a local one start_ray started)."""
   import ray
   try:
+    _RAY_NOTES.hold_all()  # ray.shutdown() prints the notes its deduplication held back, from this thread.
     ray.shutdown()
   finally:
-    _NATIVE_STDERR.restore()
+    _RAY_NOTES.restore()
 
 
-class _NativeStderr:
-  """Ray's C++ core writes notes to this process's file descriptor 2, below
-  Python's logging (one per actor even in plain use: ray-project/ray#57733).
-  While Ray runs, descriptor 2 goes to a log file and Python's sys.stderr to
-  where descriptor 2 went before, so the user reads this command's lines only."""
+class _RayNotes:
+  """Ray's own notes, kept out of the command's lines. Its C++ core writes to
+  this process's file descriptor 2, below Python's logging (one per actor
+  even in plain use: ray-project/ray#57733), and its driver prints the
+  cluster's error messages to sys.stdout (an actor killed at the end of a run
+  with its task retried: ray-project/ray#56472). While Ray runs, descriptor 2
+  goes to a log file, and sys.stdout and sys.stderr pass on what this command
+  writes but send what Ray's threads write to the same log; from hold_all()
+  on, all of it."""
 
   def __init__(self):
-    self.terminal, self.path = None, ''
+    self.terminal, self.path, self.log, self.streams = None, '', None, ()
 
   def divert(self) -> None:
     self.path = os.path.join(tempfile.gettempdir(), f'seg_bridge-ray-{os.getpid()}.log')
+    sys.stdout.flush()
     sys.stderr.flush()
     self.terminal, log = os.dup(2), os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
     os.dup2(log, 2)
     os.close(log)
-    sys.stderr = io.TextIOWrapper(os.fdopen(os.dup(self.terminal), 'wb', buffering=0), encoding=sys.__stderr__.encoding,
-                                  errors='backslashreplace', write_through=True)
+    self.log = open(self.path, 'a', encoding='utf-8', errors='backslashreplace', buffering=1)
+    terminal = io.TextIOWrapper(os.fdopen(os.dup(self.terminal), 'wb', buffering=0),
+                                encoding=sys.__stderr__.encoding, errors='backslashreplace', write_through=True)
+    self.streams = sys.stdout, sys.stderr, terminal
+    sys.stdout, sys.stderr = _ExceptRayThreads(sys.stdout, self.log), _ExceptRayThreads(terminal, self.log)
+
+  def hold_all(self) -> None:
+    if self.terminal is not None:
+      sys.stdout.flush()
+      sys.stderr.flush()
+      sys.stdout = sys.stderr = self.log
 
   def restore(self) -> None:
     if self.terminal is None:
       return
-    sys.stderr.flush()
+    stdout, stderr, terminal = self.streams
+    self.log.close()
+    terminal.close()
     os.dup2(self.terminal, 2)
     os.close(self.terminal)
-    sys.stderr, self.terminal = sys.__stderr__, None
+    sys.stdout, sys.stderr, self.terminal = stdout, stderr, None
     if os.path.exists(self.path) and not os.path.getsize(self.path):
       os.remove(self.path)
 
 
-_NATIVE_STDERR = _NativeStderr()
+class _ExceptRayThreads:
+  """A text stream in place of `stream`: what Ray's threads write (named
+  ray_*: ray_listen_error_messages prints the cluster's errors) goes to
+  `notes`, the rest to `stream`."""
+
+  def __init__(self, stream, notes):
+    self.stream, self.notes = stream, notes
+
+  def write(self, text: str) -> int:
+    return (self.notes if threading.current_thread().name.startswith('ray_') else self.stream).write(text)
+
+  def __getattr__(self, name):  # flush, fileno, isatty, encoding: the stream's own.
+    return getattr(self.stream, name)
+
+
+_RAY_NOTES = _RayNotes()
 
 
 def drive(results: Iterable[Done], counts: collections.Counter, *, total: int, skipped: int, out_root: str,

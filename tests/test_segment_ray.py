@@ -6,9 +6,11 @@ the runs start Ray and are slow."""
 
 import json
 import os
+import pathlib
 import signal
 import subprocess
 import sys
+import threading
 import time
 
 import numpy as np
@@ -70,6 +72,30 @@ def test_without_ray_the_engine_says_how_to_install_it(tmp_path, clipseg_dir, sa
   assert segment.main(args) == 2
   assert capsys.readouterr().err.strip() == 'error: --engine ray needs Ray: pip install -e ".[ray]" (or pip install ' \
                                             '"ray[data]").'
+
+
+def test_while_ray_runs_its_notes_go_to_a_log_and_the_commands_lines_where_they_went(capfd):
+  from seg_bridge.engines import _RayNotes
+  notes = _RayNotes()
+  notes.divert()
+  try:
+    print('a line of the command')
+    printer = threading.Thread(target=print, args=('(raylet) a task will be retried',), name='ray_listen_error_messages')
+    printer.start()
+    printer.join()
+    os.write(2, b'core_worker.cc: a note from C++\n')
+    print('an error of the command', file=sys.stderr)
+    notes.hold_all()  # As ray.shutdown() starts: what it prints is its own.
+    print('[repeated 3x across cluster]')
+  finally:
+    notes.restore()
+  assert capfd.readouterr() == ('a line of the command\n', 'an error of the command\n')
+  log = pathlib.Path(notes.path)
+  assert log.read_text().splitlines() == ['(raylet) a task will be retried', 'core_worker.cc: a note from C++',
+                                          '[repeated 3x across cluster]']
+  log.unlink()
+  print('after')
+  assert capfd.readouterr().out == 'after\n'
 
 
 def test_a_list_file_names_files_urls_and_missing_ones(tmp_path, http_folder, clipseg_dir, sam2_dir, capsys):
