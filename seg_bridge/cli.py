@@ -189,7 +189,7 @@ def run_job(args: argparse.Namespace, job, count: int, items_of, *, unit: str, s
     if on_ray:
       stop_ray()
     return error(str(e))
-  counts = collections.Counter()
+  counts, clean = collections.Counter(), False
   try:
     items = items_of(out)
     todo = [i for i in items if args.redo or not out.is_done(i.name, i.source, job.settings)]
@@ -200,15 +200,21 @@ def run_job(args: argparse.Namespace, job, count: int, items_of, *, unit: str, s
               'gpus_per_worker': args.gpus_per_worker, 'settings': job.settings}
     drive(results, counts, total=len(todo), skipped=len(items) - len(todo), out_root=args.out, record=record,
           suffix=f'-{shard}' if shard else '', unit=unit)
+    clean = not counts['failed']
   except EngineError as e:
     return error(str(e))
+  except OSError as e:  # A full disk or lost permission as errors.jsonl or run.json is written: what is done is kept.
+    print(f'error: cannot write {e.filename or args.out!r} ({e.strerror or e}); {counts["written"]} {unit}s were '
+          f'written and are kept. Free space, then run the same command again to finish.', file=sys.stderr)
+    return 1
   except KeyboardInterrupt:
     print(f'interrupted: {counts["written"] + counts["skipped"]} of {count} {unit}s done in {args.out!r}; run '
           'the same command again to finish the rest.', file=sys.stderr)
+    clean = True  # Stopped on purpose: nothing in Ray's log to look at.
     return stop.exit_status if stop is not None else 130
   finally:
     if on_ray:
-      stop_ray()
+      stop_ray(keep_log=not clean)
     out.close()
   if counts['skipped']:
     print(f'{counts["skipped"]} of {count} {unit}s were done by an earlier run with the same settings and kept '

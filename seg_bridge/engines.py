@@ -20,7 +20,6 @@ import io
 import json
 import logging
 import os
-import signal
 import sys
 import tempfile
 import threading
@@ -57,10 +56,25 @@ class _Actor:
     return {field.name: [getattr(row, field.name) for row in rows] for field in dataclasses.fields(Done)}
 
 
+CONNECT_SECONDS = 10.0  # A cluster address must answer within this (TCP, then HTTP/2: Ray's GCS speaks gRPC).
+JOIN_SECONDS = 120.0  # ray.init as a whole: joining, or starting a local cluster.
+HTTP2_PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + an empty SETTINGS frame.
+
+
 def start_ray(address: str | None):
   """Joins the Ray cluster at `address` (or $RAY_ADDRESS), or starts one on
   this machine; quiet: no dashboard, no usage statistics, no Ray progress bars,
-  Ray's own notes in a log file (_RayNotes), not among the command's lines."""
+  Ray's own notes in a log file (_RayNotes), not among the command's lines.
+
+  Bounded: an address that does not answer as a Ray cluster within
+  CONNECT_SECONDS, or a join not done within JOIN_SECONDS, is one
+  EngineError naming the address and the likely cause. ray.init runs in a
+  thread, so Ctrl-C and SIGTERM act at once (KeyboardInterrupt) and Ray
+  installs no signal handler of its own."""
+  address = address or os.environ.get('RAY_ADDRESS') or None
+  if address and address != 'auto':
+    _probe(address)
+    _use_local_token()  # Before Ray is imported: it reads its settings once.
   try:
     import ray
     import ray.data  # noqa: F401
@@ -68,23 +82,89 @@ def start_ray(address: str | None):
     raise EngineError('--engine ray needs Ray: pip install -e ".[ray]" (or pip install "ray[data]").') from None
   os.environ.setdefault('RAY_USAGE_STATS_ENABLED', '0')
   logging.getLogger('ray').setLevel(logging.ERROR)
-  on_sigterm = signal.getsignal(signal.SIGTERM)
   _RAY_NOTES.divert()
+  joined, failure = threading.Event(), []
+
+  def join():
+    try:
+      ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+               configure_logging=True)
+    except BaseException as e:  # ConnectionError, a bad address, a cluster of another version: one line.
+      failure.append(e)
+    joined.set()
+  threading.Thread(target=join, name='seg_bridge-ray-init', daemon=True).start()
   try:
-    ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-             configure_logging=True)
-  except Exception as e:  # ConnectionError, a bad address, a cluster of another version: one line.
-    _RAY_NOTES.restore()
-    where = address or os.environ.get('RAY_ADDRESS') or 'a local cluster'
-    raise EngineError(f'cannot start or join Ray at {where!r} ({" ".join(str(e).split())[:200]}).') from None
-  finally:  # ray.init makes SIGTERM exit at once; the command's own handler says what was kept, and stops Ray.
-    signal.signal(signal.SIGTERM, on_sigterm)
+    if not joined.wait(JOIN_SECONDS):
+      raise EngineError(f'joining Ray at {address or "a local cluster"!r} did not finish within {JOIN_SECONDS:g} s; '
+                        f"Ray's log: {_RAY_NOTES.path}.")
+  except BaseException:
+    _RAY_NOTES.restore(keep=True)
+    raise
+  if failure:
+    _RAY_NOTES.restore(keep=True)
+    raise EngineError(f'cannot start or join Ray at {address or "a local cluster"!r} '
+                      f'({_ray_reason(failure[0], address)}).') from None
   for name in ('ray', 'ray.data'):  # Ray Data configures its own logger: its notes are not the user's.
     logging.getLogger(name).setLevel(logging.ERROR)
   context = ray.data.DataContext.get_current()
   context.enable_progress_bars = False
   context.print_on_execution_start = False
   return ray
+
+
+def _probe(address: str) -> None:
+  """EngineError unless `address` (HOST:PORT, or ray://HOST:PORT for Ray
+  Client) answers as an HTTP/2 server within CONNECT_SECONDS: a wrong host,
+  a closed port or another kind of server, in one line, not minutes of Ray's
+  retries."""
+  import socket
+  host, _, port = address.removeprefix('ray://').rpartition(':')
+  host = host.strip('[]')
+  if not host or not port.isdigit():
+    raise EngineError(f'--ray-address {address!r}: give HOST:PORT, the address `ray start --head` printed '
+                      '(port 6379 by default).')
+  hint = ('is Ray running there (ray start --head --port PORT), and is PORT its GCS port (6379 by default; '
+          '10001 for ray://)?')
+  try:
+    with socket.create_connection((host, int(port)), timeout=CONNECT_SECONDS) as connection:
+      connection.settimeout(CONNECT_SECONDS)
+      connection.sendall(HTTP2_PREFACE)
+      reply = connection.recv(9)
+  except socket.gaierror as e:
+    raise EngineError(f'cannot reach a Ray cluster at {address!r}: unknown host {host!r} ({e.strerror}).') from None
+  except OSError as e:  # Refused, unreachable, timed out, reset.
+    reason = 'no answer within {:g} s'.format(CONNECT_SECONDS) if isinstance(e, TimeoutError) else (
+        e.strerror or type(e).__name__)
+    raise EngineError(f'cannot reach a Ray cluster at {address!r} ({reason}); {hint}') from None
+  if len(reply) < 9 or reply[3] != 4:  # An HTTP/2 server's first frame is its SETTINGS (type 4).
+    raise EngineError(f'{address!r} answers, but not as a Ray cluster; {hint}')
+
+
+def _use_local_token() -> None:
+  """Ray turns token authentication on for a head started with `ray start
+  --head` when a token exists there (~/.ray/auth_token, made by any earlier
+  local ray.init), but never for a driver given an explicit address: it is
+  then refused (InvalidAuthToken). Where this machine has a token and
+  RAY_AUTH_MODE is unset, the driver sends it."""
+  if 'RAY_AUTH_MODE' in os.environ:
+    return
+  token_file = os.environ.get('RAY_AUTH_TOKEN_PATH') or os.path.expanduser('~/.ray/auth_token')
+  if os.environ.get('RAY_AUTH_TOKEN') or os.path.isfile(token_file):
+    os.environ['RAY_AUTH_MODE'] = 'token'
+
+
+def _ray_reason(error: BaseException, address: str | None) -> str:
+  """ray.init's failure in a phrase, with the fix for token authentication."""
+  text = ' '.join(str(error).split())
+  log = ''
+  if os.path.exists(_RAY_NOTES.path):
+    with open(_RAY_NOTES.path, errors='replace') as f:
+      log = f.read()[-20000:]
+  if 'auth' in (text + log).lower() and 'token' in (text + log).lower():
+    return ('the cluster uses token authentication and this machine has no token or another one: Ray turns it on for '
+            '`ray start --head` where ~/.ray/auth_token exists; copy that file from the head to ~/.ray/auth_token '
+            'here (or set RAY_AUTH_TOKEN), or start the head with RAY_AUTH_MODE=disabled on a trusted network')
+  return (text[:200] or type(error).__name__) + f"; Ray's log: {_RAY_NOTES.path}"
 
 
 def run_ray(job, items: list[Item], *, workers: tuple[int, int] = (1, 1), gpus_per_worker: float = 0.0,
@@ -96,6 +176,7 @@ def run_ray(job, items: list[Item], *, workers: tuple[int, int] = (1, 1), gpus_p
   import ray
   if not items:
     return
+  workers = tuple(max(1, min(count, len(items))) for count in workers)  # No idle actors (Ray Data warns of them).
   dataset = ray.data.from_items([dataclasses.asdict(item) for item in items])
   results = dataset.map_batches(
       _Actor, fn_constructor_args=(job, os.getcwd()), batch_size=batch_size, batch_format='numpy',
@@ -126,14 +207,18 @@ def _join(threads: set[threading.Thread], timeout: float = 10.0) -> None:
       thread.join(max(0.0, deadline - time.monotonic()))
 
 
-def stop_ray() -> None:
-  """Leaves the cluster (and stops a local one start_ray started)."""
+def stop_ray(keep_log: bool = False) -> None:
+  """Leaves the cluster (and stops a local one start_ray started); Ray's log
+  is kept only if `keep_log` (a run that failed), and its path said then."""
   import ray
   try:
     _RAY_NOTES.hold_all()  # ray.shutdown() prints the notes its deduplication held back, from this thread.
     ray.shutdown()
   finally:
-    _RAY_NOTES.restore()
+    path = _RAY_NOTES.path
+    _RAY_NOTES.restore(keep=keep_log)
+    if keep_log and os.path.exists(path):
+      print(f"Ray's own messages of this run: {path}", file=sys.stderr)
 
 
 class _RayNotes:
@@ -168,7 +253,8 @@ class _RayNotes:
       sys.stderr.flush()
       sys.stdout = sys.stderr = self.log
 
-  def restore(self) -> None:
+  def restore(self, keep: bool = False) -> None:
+    """Puts the streams back; the log is removed unless `keep` (a failed run's: its messages name it)."""
     if self.terminal is None:
       return
     stdout, stderr, terminal = self.streams
@@ -177,7 +263,7 @@ class _RayNotes:
     os.dup2(self.terminal, 2)
     os.close(self.terminal)
     sys.stdout, sys.stderr, self.terminal = stdout, stderr, None
-    if os.path.exists(self.path) and not os.path.getsize(self.path):
+    if os.path.exists(self.path) and not (keep and os.path.getsize(self.path)):
       os.remove(self.path)
 
 
@@ -216,6 +302,7 @@ def drive(results: Iterable[Done], counts: collections.Counter, *, total: int, s
         raise EngineError(done.line)
       if bar is None:  # From the first result on: models that cannot load end the run in one line.
         bar = tqdm(total=total, unit=unit, disable=total < 2, dynamic_ncols=True)
+        bar.start_t -= time.perf_counter() - started  # Its clock counts the wait for the first result too.
       counts[done.status] += 1
       bar.update()
       bar.set_postfix(written=counts[WRITTEN], skipped=skipped, failed=counts[FAILED], refresh=False)

@@ -32,7 +32,7 @@ def test_the_low_res_steps_are_the_first_fraction_of_the_plan():
 
 def test_the_validation_split_is_fixed_and_disjoint():
   images = np.arange(50, dtype=np.uint8).reshape(50, 1, 1, 1).repeat(3, -1)
-  dataset = data.Dataset(images, np.arange(50, dtype=np.int32) % 10, tuple('abcdefghij'))
+  dataset = data.Dataset(images, np.arange(50, dtype=np.int32) % 10, tuple('abcdefghij'), tuple(map(str, range(50))))
   rest, held = data.split_off(dataset, 12)
   assert (len(rest), len(held)) == (38, 12)
   assert sorted(np.concatenate([rest.images[:, 0, 0, 0], held.images[:, 0, 0, 0]])) == list(range(50))

@@ -116,7 +116,11 @@ def test_an_empty_class_folder_is_said(tmp_path, capsys):
   (tmp_path / 'train' / 'cat').mkdir()
   splits = data.load(f'folder:{tmp_path}', ('train', 'test'))
   assert splits['train'].class_names == ('ant', 'bee')
-  assert "the class folder train/cat/ holds no images; it is left out" in capsys.readouterr().err
+  pytest.importorskip('grain')
+  from vit_jax import sources
+  sources.open_source(f'folder:{tmp_path}', 'train')  # Both readers list it (pipeline 'auto'): said once.
+  err = capsys.readouterr().err
+  assert err.count('the class folder ') == 1 and f"{tmp_path}/train/cat/ holds no images; it is left out" in err
   (tmp_path / 'test' / 'cat').mkdir()
   (tmp_path / 'test' / 'cat' / '0.png').write_bytes(png(1))
   with pytest.raises(DataError, match=r"classes \['cat'\] in test/ are not in train/ \(their folders there hold no"):

@@ -15,6 +15,8 @@ ImageFolder); for CIFAR-10 that is its label order.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
+import json
 import lzma
 import os
 import socket
@@ -37,6 +39,10 @@ class Dataset:
   images: np.ndarray  # uint8 [N, H, W, 3]
   labels: np.ndarray  # int32 [N]
   class_names: tuple[str, ...]
+  names: tuple[str, ...]  # [N]: 'class/file' for folders and archives, the index for TFDS (listing_digest, held_out).
+
+  def keys(self) -> tuple[str, ...]:
+    return self.names
 
   def __len__(self) -> int:
     return len(self.labels)
@@ -54,19 +60,48 @@ def load(source: str, splits: Sequence[str] = ('train', 'test'), *, image_size: 
   raise DataError(f"unknown data source {source!r}: use 'tfds:NAME' or 'folder:PATH'.")
 
 
-def split_off(data: Dataset, size: int, seed: int = 0) -> tuple[Dataset, Dataset]:
-  """(the rest, `size` held-out images): a random split fixed by `seed`, the
-  same in every run, for validation (model selection off the test set)."""
-  rest, held = held_out(len(data), size, seed)
-  part = lambda index: Dataset(data.images[index], data.labels[index], data.class_names)
+def split_off(data: Dataset, size: int, seed: int = 0, keep: Sequence[str] | None = None) -> tuple[Dataset, Dataset]:
+  """(the rest, `size` held-out images) for validation (model selection off the
+  test set): held_out's draw, the same in every run."""
+  rest, held = held_out(data.names, size, seed, keep)
+  part = lambda index: Dataset(data.images[index], data.labels[index], data.class_names,
+                               tuple(data.names[i] for i in index))
   return part(rest), part(held)
 
 
-def held_out(count: int, size: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
-  """(sorted indices of the rest, sorted indices of `size` held-out ones) of
-  `count` images: the fixed random draw of split_off, also for streamed data."""
-  order = np.random.default_rng(seed).permutation(count)
-  return np.sort(order[size:]), np.sort(order[:size])
+def held_out(keys: Sequence[str], size: int, seed: int = 0,
+             keep: Sequence[str] | None = None) -> tuple[np.ndarray, np.ndarray]:
+  """(sorted indices of the rest, sorted indices of the held-out ones) of the
+  images named `keys`: the `size` whose SHA-256 of (seed, key) is smallest,
+  so an image stays where it was when others are added or removed; or, with
+  `keep` (the names held out when a run started), those of them still here."""
+  if keep is not None:
+    kept = set(keep)
+    held = np.array([i for i, key in enumerate(keys) if key in kept], np.int64)
+  else:
+    ranks = [hashlib.sha256(f'{seed}:{key}'.encode()).digest() for key in keys]
+    held = np.sort(np.argsort(np.array(ranks, dtype='S32'), kind='stable')[:size])
+  return np.setdiff1d(np.arange(len(keys)), held), held
+
+
+def listing_digest(source) -> dict:
+  """{'images', 'sha256'} of a split's listing (its class names and the keys of
+  its images, in order): equal exactly where the same images were listed."""
+  keys = list(source.keys())
+  text = json.dumps([list(source.class_names), keys])
+  return {'images': len(keys), 'sha256': hashlib.sha256(text.encode()).hexdigest()}
+
+
+_WARNED: set[str] = set()
+
+
+def warn_empty_class(folder: str) -> None:
+  """Says once per process that a class folder holds no images (the memory
+  and the streamed readers may both list it)."""
+  key = os.path.normpath(folder)
+  if key not in _WARNED:
+    _WARNED.add(key)
+    print(f'warning: the class folder {folder}/ holds no images; it is left out.', file=sys.stderr)
 
 
 # ------------------------------------------------------------------ folders
@@ -92,7 +127,7 @@ def _load_folder(path: str, splits: Sequence[str], image_size: int | None) -> di
     raise DataError(f'{path!r} has no images under {", ".join(missing)}/CLASS/; expected split/class/image.jpg.')
   for split in splits:
     for empty in sorted(folders[split] - set(files[split])):
-      print(f'warning: {path!r}: the class folder {split}/{empty}/ holds no images; it is left out.', file=sys.stderr)
+      warn_empty_class(f'{path}/{split}/{empty}')
   class_names = tuple(sorted(files[splits[0]]))
   out = {}
   for split in splits:
@@ -104,7 +139,8 @@ def _load_folder(path: str, splits: Sequence[str], image_size: int | None) -> di
              for name, content in sorted(files[split].get(cls, []))]
     images = _stack([_decode(name, content, image_size) for name, content, _ in named], path)
     labels = np.array([label for _, _, label in named], np.int32)
-    out[split] = Dataset(images, labels, class_names)
+    keys = tuple('/'.join(name.strip('/').split('/')[-2:]) for name, _, _ in named)  # class/file
+    out[split] = Dataset(images, labels, class_names, keys)
   return out
 
 
@@ -224,4 +260,5 @@ def _load_tfds(name: str, split: str, data_dir: str | None, image_size: int | No
     if image.ndim == 2 or image.shape[-1] == 1:
       image = np.repeat(image.reshape(*image.shape[:2], 1), 3, axis=-1)
     images.append(resize_square(image, image_size) if image_size else image)
-  return Dataset(_stack(images, f'tfds:{name}'), np.array([ex['label'] for ex in examples], np.int32), class_names)
+  return Dataset(_stack(images, f'tfds:{name}'), np.array([ex['label'] for ex in examples], np.int32), class_names,
+                 tuple(str(i) for i in range(len(examples))))

@@ -10,8 +10,10 @@ host feeds nothing per step. Streamed (data that does not fit): Grain
 workers decode, crop and flip each host's share of every global batch
 (vit_jax.stream), and the step gets it as one array sharded over the mesh.
 In both, the validation split is `data.val_size` images held out of the
-training split by the same fixed random draw, and a batch depends only on
-the seed and the step: a resumed run sees what an uninterrupted one saw.
+training split by the same draw (by a hash of each image's name: it does not
+move when images are added), and a batch depends only on the seed and the
+step: a resumed run sees what an uninterrupted one saw. `listings` digests
+what each split listed, so train.py refuses to resume over changed data.
 """
 
 from __future__ import annotations
@@ -39,17 +41,19 @@ class InMemory:
   in_memory = True
   crops_and_flips = False  # The train step crops and flips (config.aug).
 
-  def __init__(self, config, mesh):
+  def __init__(self, config, mesh, keep_val=None):
     splits = data_lib.load(config.data.source, ('train', 'test'), image_size=config.data.image_size,
                            data_dir=config.data.get('data_dir') or None)
     if jax.process_index() == 0:
       print(data_lib.describe(splits))
     train, test, val = splits['train'], splits['test'], None
+    self.listings = {'train': data_lib.listing_digest(train), 'test': data_lib.listing_digest(test)}
     val_size = config.data.get('val_size', 0)
     if val_size:
       _check_val_size(val_size, len(train))
-      train, val = data_lib.split_off(train, val_size)
-    self.class_names, self.num_train, self.num_val = train.class_names, len(train), val_size
+      train, val = data_lib.split_off(train, val_size, keep=keep_val)
+    self.val_keys = val.keys() if val is not None else ()
+    self.class_names, self.num_train, self.num_val = train.class_names, len(train), len(self.val_keys)
     self.arrays = {'train': (steps.put_replicated(train.images, mesh), steps.put_replicated(train.labels, mesh)),
                    'test': (steps.put_replicated(test.images, mesh), test.labels)}
     if val is not None:
@@ -80,19 +84,21 @@ class Streamed:
 
   in_memory = False
 
-  def __init__(self, config, mesh, train=None):
+  def __init__(self, config, mesh, train=None, keep_val=None):
     """train: the training split's source where the caller has opened it."""
     from vit_jax import sources, stream
     spec, size = config.data.source, config.data.image_size
     train = train or sources.open_source(spec, 'train', data_dir=config.data.get('data_dir') or None)
     test = sources.open_source(spec, 'test', train.class_names, data_dir=config.data.get('data_dir') or None)
+    self.listings = {'train': data_lib.listing_digest(train), 'test': data_lib.listing_digest(test)}
     val_size = config.data.get('val_size', 0)
     val = None
     if val_size:
       _check_val_size(val_size, len(train))
-      rest, held = data_lib.held_out(len(train), val_size)
-      train, val = Subset(train, rest), Subset(train, held)
-    self.class_names, self.num_train, self.num_val = train.class_names, len(train), val_size
+      rest, held = data_lib.held_out(train.keys(), val_size, keep=keep_val)
+      train, val = sources.Subset(train, rest), sources.Subset(train, held)
+    self.val_keys = tuple(val.keys()) if val is not None else ()
+    self.class_names, self.num_train, self.num_val = train.class_names, len(train), len(self.val_keys)
     self.mesh, self.sharding = mesh, NamedSharding(mesh, P('data'))
     hosts = dict(process_index=jax.process_index(), process_count=jax.process_count())
     workers = config.data.get('workers', -1)
@@ -118,11 +124,13 @@ class Streamed:
 
   def _count_bad(self, batch) -> None:
     """DataError once more distinct images than config.data.max_bad_fraction
-    of the training split (at least one allowed) could not be decoded."""
+    of the training split could not be read (0: not one is allowed)."""
     self.bad.update(batch.bad)
-    if len(self.bad) > max(1.0, self.max_bad * self.num_train):
-      raise DataError(f'{len(self.bad)} images of the training split cannot be decoded (more than '
-                      f'config.data.max_bad_fraction={self.max_bad}), e.g. {sorted(self.bad)[:3]}.')
+    if len(self.bad) > self.max_bad * self.num_train:
+      repair = getattr(self.train.source, 'repair', None)
+      raise DataError(f'{len(self.bad)} images of the training split cannot be read or decoded (more than '
+                      f'config.data.max_bad_fraction={self.max_bad}), e.g. {sorted(self.bad)[:3]}'
+                      + (f'; if the shards are damaged, {repair}.' if repair else '.'))
 
   def train_inputs(self, start_step: int) -> Iterator[tuple]:
     for batch in self.train.batches(start=start_step):
@@ -151,22 +159,6 @@ class Streamed:
     return len(self.streams[split])
 
 
-class Subset:
-  """Some images of a source (a held-out split), in the source's order."""
-
-  def __init__(self, source, indices: np.ndarray):
-    self.source, self.indices, self.class_names = source, indices, source.class_names
-
-  def __len__(self) -> int:
-    return len(self.indices)
-
-  def __getitem__(self, i: int):
-    return self.source[int(self.indices[i])]
-
-  def name(self, i: int) -> str:
-    return self.source.name(int(self.indices[i]))
-
-
 def _check_val_size(val_size: int, num_train: int) -> None:
   from vit_jax.validate import ConfigError
   if val_size >= num_train:
@@ -186,9 +178,11 @@ def _random_access_train(config):
     return None
 
 
-def open_feed(config, mesh):
+def open_feed(config, mesh, keep_val=None):
   """The feed config.data.pipeline names ('auto': in memory where the decoded
-  training split fits in config.data.memory_limit_gb, else streamed)."""
+  training split fits in config.data.memory_limit_gb, else streamed).
+  keep_val: the validation images' keys to hold out again (a resumed run's),
+  else data_lib.held_out's draw of config.data.val_size."""
   pipeline, train = config.data.get('pipeline', 'memory'), None
   if pipeline == 'auto':
     train = _random_access_train(config)
@@ -202,5 +196,5 @@ def open_feed(config, mesh):
       import grain  # noqa: F401
     except ImportError:
       raise DataError("config.data.pipeline='stream' needs Grain: pip install 'vit_jax[stream]'.") from None
-    return Streamed(config, mesh, train)
-  return InMemory(config, mesh)
+    return Streamed(config, mesh, train, keep_val)
+  return InMemory(config, mesh, keep_val)

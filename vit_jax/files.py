@@ -10,7 +10,7 @@ never a mixture:
 
 and one process at a time in a folder:
 
-    with hold_lock('workdir/.lock'):               # files.Busy while another holds it
+    with hold_lock('workdir/.lock'):               # files.Busy while another holds it (or wait=True)
       ...
 """
 
@@ -30,7 +30,10 @@ def atomic_file(path: str) -> Iterator[BinaryIO]:
   """A binary file to write that appears at `path` only when the block ends
   without an exception (flushed to disk first); otherwise nothing changes."""
   directory = os.path.dirname(os.path.abspath(path))
-  fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path), suffix='.tmp')
+  try:
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix='.' + os.path.basename(path), suffix='.tmp')
+  except OSError as e:
+    raise _named(e, path) from None
   try:
     with os.fdopen(fd, 'wb') as f:
       yield f
@@ -40,9 +43,17 @@ def atomic_file(path: str) -> Iterator[BinaryIO]:
     os.umask(umask)
     os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes it private; give it a normal file's mode.
     os.replace(tmp, path)
-  except BaseException:
-    os.unlink(tmp)
+  except BaseException as e:
+    with contextlib.suppress(OSError):
+      os.unlink(tmp)
+    if isinstance(e, OSError) and e.errno is not None and e.filename in (None, tmp):  # A full disk: say which file.
+      raise _named(e, path) from None
     raise
+
+
+def _named(error: OSError, path: str) -> OSError:
+  """`error` (of the same class: PermissionError, ...) naming `path`, not a temporary file."""
+  return type(error)(error.errno, error.strerror or str(error), path)
 
 
 def atomic_write(path: str, data: bytes) -> None:
@@ -95,14 +106,15 @@ class Busy(OSError):
   """Another process holds the lock."""
 
 
-def hold_lock(path: str, exclusive: bool = True) -> IO:
-  """An open file holding an advisory lock on `path` (shared where not
-  `exclusive`) until it is closed, or the process ends however it ends;
-  Busy where another process holds a conflicting one. Use it in `with`."""
-  handle = open(path, 'a')
+def hold_lock(path: str, exclusive: bool = True, wait: bool = False) -> IO:
+  """A file open for appending (binary where `wait`) that holds an advisory
+  lock on `path` (shared where not `exclusive`) until it is closed, or the
+  process ends however it ends; Busy where another process holds a
+  conflicting one, unless `wait`: then it waits for it. Use it in `with`."""
+  handle = open(path, 'ab' if wait else 'a')
   try:
     import fcntl
-    fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | fcntl.LOCK_NB)
+    fcntl.flock(handle, (fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH) | (0 if wait else fcntl.LOCK_NB))
   except ImportError:  # Windows: no advisory locks; one run at a time is then the user's care.
     pass
   except OSError:

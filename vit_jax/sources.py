@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from vit_jax.data import DataError, tar_entries
+from vit_jax.data import DataError, tar_entries, warn_empty_class
 from vit_jax.files import atomic_write
 from vit_jax.images import IMAGE_SUFFIXES
 
@@ -74,7 +74,7 @@ def _classes(found: dict[str, list], where: str, class_names: Sequence[str] | No
   """The class order: `class_names`, or the sorted classes with images; empty
   class folders are said, classes outside `class_names` refused."""
   for empty in sorted(k for k, v in found.items() if not v):
-    print(f'warning: the class folder {where}/{empty}/ holds no images; it is left out.', file=sys.stderr)
+    warn_empty_class(f'{where}/{empty}')
   present = sorted(k for k, v in found.items() if v)
   if not present:
     raise DataError(f'{where!r} has no images in CLASS/ folders; expected split/class/image.jpg.')
@@ -111,6 +111,9 @@ class FolderSource:
   def name(self, i: int) -> str:
     return os.path.join(self.root, self.paths[i])
 
+  def keys(self) -> list[str]:
+    return self.paths
+
   def __getitem__(self, i: int) -> tuple[bytes, int]:
     try:
       with open(self.name(i), 'rb') as f:
@@ -132,7 +135,7 @@ class TarSource:
     found = _cached_listing({'tar': os.path.abspath(path), 'split': split, 'size': status.st_size},
                             [status.st_mtime_ns], lambda: self._list(path, split))
     self.path = path
-    self.class_names = _classes(found, f'{path}:{split}', class_names)
+    self.class_names = _classes(found, f'{path}/{split}', class_names)
     entries = [(e, k) for k, c in enumerate(self.class_names) for e in sorted(found.get(c, []))]
     self.names = [name for (name, _, _), _ in entries]
     self.spans = np.array([(offset, size) for (_, offset, size), _ in entries], np.int64).reshape(-1, 2)
@@ -156,6 +159,9 @@ class TarSource:
   def name(self, i: int) -> str:
     return f'{self.path}:{self.names[i]}'
 
+  def keys(self) -> list[str]:
+    return ['/'.join(name.split('/')[-2:]) for name in self.names]  # class/file, as a folder's.
+
   def __getitem__(self, i: int) -> tuple[bytes, int]:
     offset, size = self.spans[i]
     with open(self.path, 'rb') as f:
@@ -163,48 +169,96 @@ class TarSource:
       return f.read(size), int(self.labels[i])
 
 
+def index_digest(index: dict) -> str:
+  """SHA-256 of an ArrayRecord folder's index, its own 'sha256' field left out:
+  an index edited by hand (classes reordered, counts changed) no longer matches."""
+  body = {k: v for k, v in index.items() if k != 'sha256'}
+  return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
 class ArrayRecordSource:
   """The shards of one split written by `python -m vit_jax.arrayrecord`:
-  records of a 4-byte little-endian label and the encoded image."""
+  records of a 4-byte little-endian label and the encoded image.
+
+  Checked when opened: the index against its digest, each shard's size
+  against the index (a shard cut short, or grown, is refused). A record
+  that cannot be read (a flipped byte fails its chunk's checksum) reads
+  as b'', which the stream counts as an unreadable image."""
 
   def __init__(self, root: str, split: str, class_names: Sequence[str] | None = None):
     try:
       with open(os.path.join(root, INDEX)) as f:
         index = json.load(f)
-      shards = [os.path.join(root, shard) for shard in index['splits'][split]['shards']]
+      entry = index['splits'][split]
+      shards = [os.path.join(root, shard) for shard in entry['shards']]
     except (OSError, ValueError, KeyError, TypeError):
       raise DataError(f'{root!r} has no {split} split of ArrayRecord shards ({INDEX} missing or without it); '
                       'write them with python -m vit_jax.arrayrecord.') from None
-    missing = [s for s in shards if not os.path.isfile(s)]
-    if missing:
-      raise DataError(f'{root!r}: the shard {missing[0]!r} is missing; write the shards again.')
+    source = index.get('source', 'folder:PATH')
+    self.repair = f'write the shards again: python -m vit_jax.arrayrecord folder:{source} NEW_FOLDER'
+    if index.get('sha256') != index_digest(index):
+      raise DataError(f'{os.path.join(root, INDEX)!r} was changed after it was written (or is from an older '
+                      f'version); {self.repair}.')
+    for shard, size in zip(shards, entry['sizes']):
+      actual = os.path.getsize(shard) if os.path.isfile(shard) else None
+      if actual != size:
+        state = 'is missing' if actual is None else f'is {actual:,} bytes, not the {size:,} written'
+        raise DataError(f'the shard {shard!r} {state}: it is damaged or cut short; {self.repair}.')
     if class_names is not None and list(class_names) != index['class_names']:
       raise DataError(f'{root!r}: its classes differ from the training classes.')
-    self.root, self.split, self.shards = root, split, shards
-    self.class_names, self.count = tuple(index['class_names']), index['splits'][split]['count']
-    self._records = None
+    self.root, self.split, self.shards, self.digest = root, split, shards, index['sha256']
+    self.class_names, self.count = tuple(index['class_names']), entry['count']
+    self.starts = np.cumsum([0] + entry['counts'])  # Record i is in the shard k with starts[k] <= i < starts[k + 1].
+    self._readers: dict[int, object] = {}
 
-  def _open(self):
-    if self._records is None:
-      import grain
-      self._records = grain.sources.ArrayRecordDataSource(self.shards)
-      if len(self._records) != self.count:
-        raise DataError(f'{self.root!r}: the {self.split} shards hold {len(self._records)} records, not the '
-                        f'{self.count} of {INDEX}; write them again.')
-    return self._records
+  def _locate(self, i: int) -> tuple[int, int]:
+    shard = int(np.searchsorted(self.starts, i, side='right')) - 1
+    return shard, i - int(self.starts[shard])
 
   def __getstate__(self):
-    return {**self.__dict__, '_records': None}  # Each worker opens its own readers.
+    return {**self.__dict__, '_readers': {}}  # Each worker opens its own readers.
 
   def __len__(self) -> int:
     return self.count
 
   def name(self, i: int) -> str:
-    return f'{self.root}:{self.split}[{i}]'
+    shard, position = self._locate(i)
+    return f'{self.shards[shard]}[{position}]'
+
+  def keys(self) -> list[str]:
+    return [f'{self.digest[:16]}:{i}' for i in range(self.count)]  # Written once: its position names a record.
 
   def __getitem__(self, i: int) -> tuple[bytes, int]:
-    record = self._open()[i]
-    return record[4:], struct.unpack('<i', record[:4])[0]
+    shard, position = self._locate(i)
+    try:
+      if shard not in self._readers:
+        from array_record.python.array_record_module import ArrayRecordReader
+        self._readers[shard] = ArrayRecordReader(self.shards[shard], 'readahead_buffer_size:0')
+      record = self._readers[shard].read([position])[0]
+      return record[4:], struct.unpack('<i', record[:4])[0]
+    except Exception:  # A damaged chunk or footer (the reader raises bare RuntimeErrors): an unreadable image.
+      return b'', 0
+
+
+class Subset:
+  """Some images of a source (a held-out split), in the source's order."""
+
+  def __init__(self, source, indices: np.ndarray):
+    self.source, self.indices, self.class_names = source, indices, source.class_names
+    self.repair = getattr(source, 'repair', None)
+
+  def __len__(self) -> int:
+    return len(self.indices)
+
+  def __getitem__(self, i: int):
+    return self.source[int(self.indices[i])]
+
+  def name(self, i: int) -> str:
+    return self.source.name(int(self.indices[i]))
+
+  def keys(self) -> list[str]:
+    keys = self.source.keys()
+    return [keys[int(i)] for i in self.indices]
 
 
 class TfdsSource:
@@ -228,6 +282,9 @@ class TfdsSource:
 
   def name(self, i: int) -> str:
     return f'tfds:{self.label}[{i}]'
+
+  def keys(self) -> list[str]:
+    return [str(i) for i in range(len(self))]
 
   def __getitem__(self, i: int) -> tuple[bytes, int]:
     record = self.records[i]

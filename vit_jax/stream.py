@@ -28,6 +28,7 @@ Evaluation reads each image once over all hosts; the last batch is padded
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 import threading
 import time
@@ -36,10 +37,12 @@ from collections.abc import Iterator
 import numpy as np
 from PIL import Image
 
+from vit_jax.data import DataError
 from vit_jax.images import ImageError, decode, resize_square
 
 ENDLESS = 2**40  # Batches of a training stream without a planned end (a time budget).
 REPLACEMENT_TRIES = 16  # Unreadable images in a row before a batch gives up.
+PARENT_POLL_SECONDS = 0.5  # How often a worker checks that its trainer is alive.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -175,17 +178,32 @@ class Stream:
         flags.FLAGS.mark_as_parsed()
       iterable = iterable.mp_prefetch(grain.MultiprocessingOptions(num_workers=self.workers,
                                                                    per_worker_buffer_size=self.buffer),
-                                      worker_init_fn=_exit_with_parent)
-    return iter(iterable)
+                                      worker_init_fn=functools.partial(_exit_with_parent, os.getpid()))
+    return _explained(iter(iterable), getattr(self.source, 'repair', None))
 
 
-def _exit_with_parent(worker_index: int, worker_count: int) -> None:
-  """Ends a worker once its parent is gone: Grain's workers outlive a
-  training process killed with SIGKILL, and would wait for it forever."""
-  parent = os.getppid()
+def _explained(batches: Iterator[Batch], repair: str | None) -> Iterator[Batch]:
+  """The batches, with a batch that gave up on unreadable images (raised in a
+  worker, and re-raised here with the worker's traceback) as one DataError."""
+  try:
+    yield from batches
+  except ImageError as e:
+    raise DataError(f'{e}' + (f' The source may be damaged: {repair}.' if repair else '')) from None
 
+
+def _exit_with_parent(parent: int, worker_index: int, worker_count: int) -> None:
+  """Ends a worker as soon as `parent` (the trainer's process id, taken in
+  the trainer) is gone, however it ended: Grain's workers would outlive a
+  trainer killed with SIGKILL and wait for it forever, and with them
+  multiprocessing's resource tracker. The id is the trainer's own, not the
+  worker's parent at this moment: a trainer killed while the worker started
+  up has already left it to init. (Linux's parent-death signal would fire
+  when the *thread* that started the worker ends, and Grain starts workers
+  from a thread pool.)"""
   def watch():
     while os.getppid() == parent:
-      time.sleep(1.0)
-    os._exit(0)
-  threading.Thread(target=watch, daemon=True).start()
+      time.sleep(PARENT_POLL_SECONDS)
+    os._exit(1)
+  if os.getppid() != parent:
+    os._exit(1)
+  threading.Thread(target=watch, daemon=True, name='exit-with-trainer').start()

@@ -21,6 +21,7 @@ import contextlib
 import dataclasses
 import functools
 import os
+import shutil
 import time
 from collections.abc import Callable
 
@@ -32,11 +33,11 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from vit_jax import attention, augment, budget, convert, distill, feeds, losses, models, optim, report, steps
+from vit_jax import attention, augment, budget, convert, distill, feeds, losses, models, optim, report, resume, steps
 from vit_jax.checkpoint import Checkpoints, saved_steps
 from vit_jax.files import Busy, atomic_write, hold_lock
 from vit_jax.interrupts import Interrupted, StopRequest
-from vit_jax.validate import ConfigError, check_config, check_schedule, config_changes
+from vit_jax.validate import ConfigError, check_config, check_schedule
 
 
 def _schedule_steps(config, steps_per_epoch: int) -> tuple[int | None, int]:
@@ -89,30 +90,6 @@ def _data_wait(waits: list[float], train_seconds: float) -> dict | None:
           'share': round(sum(waits) / max(train_seconds, 1e-9), 4), 'steps': len(waits)}
 
 
-def _check_resume(config, workdir: str, allow_changes: bool, step: int) -> None:
-  """Refuses, naming the fields, settings that differ from those the run in
-  `workdir` was started with, unless `allow_changes`; then config.json keeps
-  the new settings and config_until_step_<step>.json the old ones."""
-  path = os.path.join(workdir, 'config.json')
-  if not os.path.exists(path):
-    return
-  with open(path) as f:
-    stored = f.read()
-  try:
-    changes = config_changes(stored, config)
-  except ValueError:  # Unreadable: the checkpoint itself is checked against the model.
-    return
-  if not changes:
-    return
-  listed = ', '.join(f'{field} {old!r} -> {new!r}' for field, old, new in changes[:4])
-  listed += f' and {len(changes) - 4} more' if len(changes) > 4 else ''
-  if not allow_changes:
-    raise ConfigError(f'{workdir!r} holds a run started with other settings ({listed}); use another --workdir, or '
-                      'pass --resume_with_changes to go on with the new ones.')
-  print(f'Resuming with changed settings: {listed}.')
-  atomic_write(os.path.join(workdir, f'config_until_step_{step}.json'), stored.encode())
-
-
 def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
                        on_step: Callable[[int], None] | None = None, stop: StopRequest | None = None,
                        resume_with_changes: bool = False, clock: Callable[[], float] = time.perf_counter) -> dict:
@@ -130,6 +107,7 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
   clock: seconds, for the time budget and throughput (a fake one in tests).
   """
   check_config(config, jax.device_count())
+  created = not os.path.exists(workdir)
   try:
     os.makedirs(workdir, exist_ok=True)
     lock = hold_lock(os.path.join(workdir, f'.lock-process-{jax.process_index()}'))
@@ -140,19 +118,29 @@ def train_and_evaluate(config: ml_collections.ConfigDict, workdir: str, *,
     raise ConfigError(f'--workdir {workdir!r} cannot be used ({e.strerror or e}); give a folder you can write '
                       'to.') from None
   with lock:
-    return _train_and_evaluate(config, workdir, on_step=on_step, stop=stop, resume_with_changes=resume_with_changes,
-                               clock=clock)
+    try:
+      return _train_and_evaluate(config, workdir, on_step=on_step, stop=stop,
+                                 resume_with_changes=resume_with_changes, clock=clock)
+    except BaseException:
+      if created and not saved_steps(workdir):  # Failed before its first checkpoint: nothing to resume.
+        shutil.rmtree(workdir, ignore_errors=True)
+      raise
 
 
 def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_changes: bool, clock) -> dict:
   is_main = jax.process_index() == 0
   saved = saved_steps(workdir)
+  previous = resume.read_data(workdir) if saved else None
   if saved:
-    _check_resume(config, workdir, resume_with_changes, max(saved))
+    resume.check_settings(config, workdir, resume_with_changes, max(saved))
 
   # ----------------------------------------------------------------- data
   mesh = steps.make_mesh()
-  feed = feeds.open_feed(config, mesh)
+  feed = feeds.open_feed(config, mesh, keep_val=resume.kept_validation(previous, config))
+  if saved:
+    resume.check_data(previous, feed, workdir, resume_with_changes, max(saved))
+  if is_main:
+    resume.write_data(workdir, config, feed)
   num_classes, num_train, val_size = len(feed.class_names), feed.num_train, feed.num_val
   if config.batch_size > num_train:
     raise ConfigError(f'config.batch_size={config.batch_size} is larger than the {num_train} training images'
