@@ -302,7 +302,8 @@ def drive(results: Iterable[Done], counts: collections.Counter, *, total: int, s
         raise EngineError(done.line)
       if bar is None:  # From the first result on: models that cannot load end the run in one line.
         bar = tqdm(total=total, unit=unit, disable=total < 2, dynamic_ncols=True)
-        bar.start_t -= time.perf_counter() - started  # Its clock counts the wait for the first result too.
+        if not bar.disable:
+          bar.start_t -= time.perf_counter() - started  # Its clock counts the wait for the first result too.
       counts[done.status] += 1
       bar.update()
       bar.set_postfix(written=counts[WRITTEN], skipped=skipped, failed=counts[FAILED], refresh=False)

@@ -213,3 +213,69 @@ def test_offline_the_sam_download_is_one_line(sam_mirror, monkeypatch):
   monkeypatch.setenv(sam.MIRROR, 'http://127.0.0.1:1')  # Nothing listens: as offline.
   with pytest.raises(ModelNotFoundError, match=r"cannot be downloaded \(.*refused.*\); put sam_vit_b_01ec64.pth"):
     sam.official_checkpoint('vit_b')
+
+
+# ------------------------------------------------- resumed, and slow servers
+
+def ranged(content: bytes, stall_after: int | None = None):
+  """Serves `content`, honouring 'Range: bytes=N-' (206); with `stall_after`,
+  sends that many bytes and then nothing until the test ends."""
+  def send(handler, stopping):
+    start = int(handler.headers['Range'][6:-1]) if handler.headers.get('Range') else 0
+    handler.send_response(206 if start else 200)
+    if start:
+      handler.send_header('Content-Range', f'bytes {start}-{len(content) - 1}/{len(content)}')
+    handler.send_header('Content-Length', str(len(content) - start))
+    handler.end_headers()
+    handler.wfile.write(content[start:stall_after])
+    handler.wfile.flush()
+    if stall_after is not None:
+      stopping.wait(60)
+  return send
+
+
+@pytest.mark.parametrize('resumable', [True, False])
+def test_a_download_killed_midway_is_resumed_or_restarted_and_leaves_nothing(server, tmp_path, resumable):
+  import os
+  import signal
+  import subprocess
+  import sys
+  content = os.urandom(300_000)
+  routes = {'/w.pth': ranged(content, stall_after=100_000)}
+  mirror = server(routes)
+  target = tmp_path / 'w.pth'
+  process = subprocess.Popen([sys.executable, '-c', 'import sys; from vit_jax import download; '
+                              'download.fetch_file(sys.argv[1], sys.argv[2], progress=False)',
+                              f'{mirror.url}/w.pth', str(target)])
+  part = tmp_path / 'w.pth.part'
+  deadline = time.monotonic() + 60
+  while not (part.exists() and part.stat().st_size == 100_000) and time.monotonic() < deadline:
+    time.sleep(0.05)
+  process.send_signal(signal.SIGKILL)
+  process.wait(timeout=30)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['w.pth.part'] and part.stat().st_size == 100_000
+  routes['/w.pth'] = ranged(content) if resumable else body(content)  # body() ignores Range: a full 200.
+  headers = []
+  handler = routes['/w.pth']
+  routes['/w.pth'] = lambda h, stopping: headers.append(h.headers.get('Range')) or handler(h, stopping)
+  download.fetch_file(f'{mirror.url}/w.pth', str(target), sha256=hashlib.sha256(content).hexdigest(), progress=False)
+  assert headers == ['bytes=100000-'] and target.read_bytes() == content
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['w.pth']
+
+
+def test_old_temporary_files_of_a_download_are_removed(server, tmp_path):
+  mirror = server({'/w.pth': body(b'weights')})
+  (tmp_path / '.w.pthab12cd.tmp').write_bytes(b'left by an older version, killed')
+  download.fetch_file(f'{mirror.url}/w.pth', str(tmp_path / 'w.pth'), progress=False)
+  assert sorted(p.name for p in tmp_path.iterdir()) == ['w.pth']
+
+
+@pytest.mark.parametrize('route', [trickle(0.2), trickle(0.2, length=100_000), ranged(b'q' * 100_000, 2_000)])
+def test_a_server_slower_than_the_minimum_rate_is_cut_off_within_its_window(server, tmp_path, monkeypatch, route):
+  monkeypatch.setattr(download, 'RATE_WINDOW', 1.0)
+  monkeypatch.setattr(download, 'READ_TIMEOUT', 3.0)  # A stall (no byte at all) ends at one read's time-out.
+  mirror = server({'/slow': route})
+  started = time.monotonic()
+  with pytest.raises(download.DownloadError, match=r"slower than 0.977 KiB/s over 1 s|could not download it \(timed"):
+    download.fetch_file(f'{mirror.url}/slow', str(tmp_path / 'slow.bin'), min_rate=1000, progress=False)
+  assert time.monotonic() - started < 1.0 + download.READ_TIMEOUT

@@ -78,7 +78,7 @@ def copy_url(url: str, out: BinaryIO, *, max_bytes: int, max_seconds: float, min
                               'slow or never ends.')
         if now - window[0] >= RATE_WINDOW:
           if (total - window[1]) / (now - window[0]) < min_rate:
-            raise DownloadError(f'{url!r}: slower than {min_rate / 1024:g} KiB/s over {now - window[0]:.0f} s '
+            raise DownloadError(f'{url!r}: slower than {min_rate / 1024:.3g} KiB/s over {now - window[0]:.0f} s '
                                 f'({total:,} bytes so far); the server or the connection is too slow.')
           window = (now, total)
         out.write(chunk)

@@ -88,5 +88,6 @@ def check_data(previous: dict | None, feed, workdir: str, allow_changes: bool, s
 
 def write_data(workdir: str, config, feed) -> None:
   """Records the splits' listings and the validation images for the next resume."""
-  record = {'listings': feed.listings, 'val_size': config.data.get('val_size', 0), 'val_keys': list(feed.val_keys)}
+  record = {'listings': feed.listings, 'num_train': feed.num_train, 'val_size': config.data.get('val_size', 0),
+            'val_keys': list(feed.val_keys)}
   atomic_write(os.path.join(workdir, DATA_FILE), json.dumps(record).encode())

@@ -80,6 +80,14 @@ def with_total_steps(state: TrainState, total_steps: int, mesh: Mesh) -> TrainSt
   return state.replace(total_steps=jax.device_put(jnp.int32(total_steps), replicated(mesh)))
 
 
+def with_training_count(state: TrainState, num_train: int, batch_size: int, seed: int, mesh: Mesh) -> TrainState:
+  """`state` over a training split of another size (a run resumed with changed
+  data): the rest of this epoch follows a new permutation of the new split."""
+  epoch = int(jax.device_get(state.step)) // max(1, num_train // batch_size)
+  perm = _epoch_permutation(jax.random.key(seed), epoch, num_train)
+  return state.replace(perm=jax.device_put(perm, replicated(mesh)))
+
+
 def make_train_step(graphdef, tx, learning_rate, objective, augment_batch, *, batch_size: int, seed: int,
                     mesh: Mesh, num_train: int, ema_decay: float = 0.0, image_size: int | None = None,
                     in_memory: bool = True):

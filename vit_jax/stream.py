@@ -105,7 +105,7 @@ class Stream:
 
   def __init__(self, source, *, global_batch: int, image_size: int, seed: int, train: bool, workers: int = 0,
                buffer: int = 2, threads: int = 1, crop: str = 'random_resized', crop_fraction: float = 0.875,
-               process_index: int = 0, process_count: int = 1):
+               process_index: int = 0, process_count: int = 1, replacement_tries: int = REPLACEMENT_TRIES):
     if crop not in CROPS:
       raise ValueError(f'crop={crop!r}: use one of {CROPS}.')
     if global_batch % process_count:
@@ -115,7 +115,7 @@ class Stream:
     self.source, self.global_batch, self.image_size, self.seed, self.train = (source, global_batch, image_size,
                                                                               seed, train)
     self.workers, self.buffer, self.threads = workers, buffer, threads
-    self.crop, self.crop_fraction = crop, crop_fraction
+    self.crop, self.crop_fraction, self.replacement_tries = crop, crop_fraction, replacement_tries
     self.local_batch = global_batch // process_count
     self.first = process_index * self.local_batch  # This host's place in every global batch.
     self._orders: dict[int, np.ndarray] = {}
@@ -132,14 +132,14 @@ class Stream:
   def _example(self, index: int, bad: list[str]) -> tuple[np.ndarray, int]:
     """(pixels, label) of image `index`, or of the next readable one (naming
     each unreadable one in `bad`)."""
-    for attempt in range(REPLACEMENT_TRIES):
+    for attempt in range(self.replacement_tries):
       k = (index + attempt) % len(self.source)
       data, label = self.source[k]
       try:
         return decode(data, self.source.name(k)), label
       except ImageError:
         bad.append(self.source.name(k))
-    raise ImageError(f'{REPLACEMENT_TRIES} images in a row cannot be decoded, e.g. {bad[-1]!r}.')
+    raise ImageError(f'{self.replacement_tries} images in a row cannot be decoded, e.g. {bad[-1]!r}.')
 
   def batch(self, number: int) -> Batch:
     """This host's share of global batch `number` (a pure function of it)."""

@@ -158,7 +158,8 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
   model = build_model(config, num_classes, config.seed)
   if config.get('init', {}).get('weights'):  # Fine-tuning: a resumed run's checkpoint replaces these below.
     load_initial_weights(model, config.init.weights)
-  graphdef, state = steps.init_state(model, tx, num_train=num_train if feed.in_memory else 1, seed=config.seed,
+  recorded = (previous or {}).get('num_train', num_train)  # The checkpoint's permutation is of the recorded split.
+  graphdef, state = steps.init_state(model, tx, num_train=recorded if feed.in_memory else 1, seed=config.seed,
                                      use_ema=bool(config.optim.get('ema_decay')), mesh=mesh)  # Streamed: no perm.
   del model
   aug = config.aug if not feed.crops_and_flips else ml_collections.ConfigDict(  # The workers did.
@@ -187,6 +188,8 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
                         f'({str(e).splitlines()[0][:150]}); use another --workdir.') from None
     if restored is not None:
       state = restored
+    if feed.in_memory and recorded != num_train:  # Resumed with changed data (resume.check_data allowed it).
+      state = steps.with_training_count(state, num_train, config.batch_size, config.seed, mesh)
     start_step = start_step or 0
     if total_steps is not None or restored is None:  # A time budget keeps the plan it resumes with.
       state = steps.with_total_steps(state, total_steps or steps.UNPLANNED, mesh)
