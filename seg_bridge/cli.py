@@ -204,8 +204,10 @@ def run_job(args: argparse.Namespace, job, count: int, items_of, *, unit: str, s
   except EngineError as e:
     return error(str(e))
   except OSError as e:  # A full disk or lost permission as errors.jsonl or run.json is written: what is done is kept.
-    print(f'error: cannot write {e.filename or args.out!r} ({e.strerror or e}); {counts["written"]} {unit}s were '
-          f'written and are kept. Free space, then run the same command again to finish.', file=sys.stderr)
+    written = counts['written']
+    kept = f'the {written} {unit} written is kept' if written == 1 else f'the {written} {unit}s written are kept'
+    print(f'error: cannot write {e.filename or args.out!r} ({e.strerror or e}); {kept}. Free space, then run the '
+          'same command again to finish.', file=sys.stderr)
     return 1
   except KeyboardInterrupt:
     print(f'interrupted: {counts["written"] + counts["skipped"]} of {count} {unit}s done in {args.out!r}; run '

@@ -58,6 +58,7 @@ class _Actor:
 
 CONNECT_SECONDS = 10.0  # A cluster address must answer within this (TCP, then HTTP/2: Ray's GCS speaks gRPC).
 JOIN_SECONDS = 120.0  # ray.init as a whole: joining, or starting a local cluster.
+_RAY_THREAD_DONE = threading.Event()  # Set by stop_ray: the thread that ran ray.init may end.
 HTTP2_PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + an empty SETTINGS frame.
 
 
@@ -84,6 +85,7 @@ def start_ray(address: str | None):
   logging.getLogger('ray').setLevel(logging.ERROR)
   _RAY_NOTES.divert()
   joined, failure = threading.Event(), []
+  _RAY_THREAD_DONE.clear()
 
   def join():
     try:
@@ -92,6 +94,9 @@ def start_ray(address: str | None):
     except BaseException as e:  # ConnectionError, a bad address, a cluster of another version: one line.
       failure.append(e)
     joined.set()
+    # A local cluster's processes die with the *thread* that started them (Linux's parent-death signal):
+    # this one lives until stop_ray.
+    _RAY_THREAD_DONE.wait()
   threading.Thread(target=join, name='seg_bridge-ray-init', daemon=True).start()
   try:
     if not joined.wait(JOIN_SECONDS):
@@ -215,6 +220,7 @@ def stop_ray(keep_log: bool = False) -> None:
     _RAY_NOTES.hold_all()  # ray.shutdown() prints the notes its deduplication held back, from this thread.
     ray.shutdown()
   finally:
+    _RAY_THREAD_DONE.set()
     path = _RAY_NOTES.path
     _RAY_NOTES.restore(keep=keep_log)
     if keep_log and os.path.exists(path):

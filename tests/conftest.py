@@ -15,6 +15,8 @@ os.environ.setdefault('HF_HUB_OFFLINE', '1')  # The tests build their models; no
 os.environ.setdefault('JAX_COMPILATION_CACHE_DIR', tempfile.mkdtemp(prefix='vit_jax_test_cache_'))
 os.environ['VIT_JAX_CACHE'] = tempfile.mkdtemp(prefix='vit_jax_test_listings_')  # Not the user's ~/.cache.
 
+import subprocess  # noqa: E402
+
 import pytest  # noqa: E402
 
 from tiny_train_config import tiny_config  # noqa: E402, F401  (tests import it from here)
@@ -87,3 +89,15 @@ def sam3_dir(tmp_path_factory):
   """A tiny random SAM 3 saved like a Hub copy."""
   from seg_tiny import save_tiny_sam3
   return save_tiny_sam3(tmp_path_factory.mktemp('sam3'))
+
+
+def mounted(kind: str, where, size: str = '96k'):
+  """Mounts a small tmpfs, or `where` read-only over itself (root only)."""
+  if os.geteuid() != 0:
+    pytest.skip('mounting a small or read-only file system needs root')
+  where.mkdir(parents=True, exist_ok=True)
+  command = (['mount', '-t', 'tmpfs', '-o', f'size={size}', 'tmpfs', str(where)] if kind == 'tmpfs' else
+             ['mount', '--bind', '-o', 'ro', str(where), str(where)])
+  if subprocess.run(command, capture_output=True).returncode:
+    pytest.skip(f'cannot mount here ({" ".join(command)})')
+  return where

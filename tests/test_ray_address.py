@@ -6,6 +6,7 @@ separately started head, with and without Ray's token authentication."""
 
 import http.server
 import os
+import pathlib
 import signal
 import socket
 import subprocess
@@ -149,3 +150,36 @@ def test_the_cluster_recipe_works_against_a_separate_head(head, tmp_path, clipse
       assert result.returncode == 2 and time.monotonic() - started < engines.JOIN_SECONDS
       assert 'uses token authentication' in lines[0] and 'copy that file from the head' in lines[0], result.stderr
       assert 'Traceback' not in result.stderr
+
+
+@pytest.mark.slow  # A local Ray: about half a minute.
+def test_more_workers_than_inputs_start_no_idle_actors_and_print_only_the_commands_lines(tmp_path, clipseg_dir,
+                                                                                          sam2_dir):
+  import tempfile
+  from test_segment_ray import options, photos
+  images = photos(tmp_path / 'in', 1)
+  scratch = tempfile.mkdtemp(prefix='ray', dir='/tmp')  # Short: Ray's socket paths must fit in 107 bytes.
+  result = subprocess.run([sys.executable, 'segment.py', str(images), '--engine', 'ray', '--workers', '1000',
+                           *options(clipseg_dir, sam2_dir, tmp_path / 'out')], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300, env={**os.environ, 'HF_HUB_OFFLINE': '1', 'TMPDIR': scratch})
+  assert result.returncode == 0, result.stderr
+  lines = (result.stdout + result.stderr).strip().splitlines()
+  assert len(lines) == 2 and lines[0].endswith("out/img0'") and lines[1].startswith('1 written, 0 skipped, 0 failed'), lines
+  assert not list(pathlib.Path(scratch).glob('seg_bridge-ray-*.log'))  # A clean run keeps no Ray log.
+
+
+@pytest.mark.slow  # A local Ray: about twenty seconds.
+def test_a_local_cluster_outlives_the_thread_that_started_it():
+  """Ray's local processes get Linux's parent-death signal when the *thread*
+  that ran ray.init ends: start_ray's thread lives until stop_ray."""
+  import tempfile
+  script = ('import time; from seg_bridge import engines\n'
+            'ray = engines.start_ray(None)\n'
+            'time.sleep(3)\n'
+            '@ray.remote\n'
+            'def square(x): return x * x\n'
+            'print(ray.get(square.remote(7), timeout=60))\n'
+            'engines.stop_ray()\n')
+  result = subprocess.run([sys.executable, '-c', script], cwd=ROOT, capture_output=True, text=True, timeout=180,
+                          env={**os.environ, 'TMPDIR': tempfile.mkdtemp(prefix='ray', dir='/tmp')})
+  assert result.returncode == 0 and result.stdout.strip() == '49', result.stderr

@@ -331,3 +331,38 @@ def test_ctrl_c_and_sigterm_stop_in_one_line_keeping_finished_images(tmp_path, c
   assert last.startswith('interrupted: ') and 'run the same command again' in last
   done = assert_complete(out)
   assert 2 <= len(done) < 40 and not (out / '.partial').exists()
+
+
+@pytest.mark.parametrize('command', ['segment', 'segment_video'])
+@pytest.mark.parametrize('record', ['errors.jsonl', 'run.json'])
+def test_a_full_disk_at_the_run_record_is_one_line_and_keeps_what_was_written(tmp_path, clipseg_dir, sam2_dir,
+                                                                               sam2_video_dir, monkeypatch, capsys,
+                                                                               command, record):
+  import errno
+  import importlib
+
+  from seg_bridge import engines
+  from test_seg_video import shapes_video, write_video
+  from vit_jax import files
+  module = importlib.import_module(command)
+
+  def full_disk(path, data):
+    with files.atomic_file(path) as f:
+      f.write(data)
+      if path.endswith(record):
+        raise OSError(errno.ENOSPC, 'No space left on device')  # As a write does: naming no file.
+  monkeypatch.setattr(engines, 'atomic_write', full_disk)
+  good = (photo(tmp_path / 'good.png') if command == 'segment' else
+          write_video(tmp_path / 'good.mp4', shapes_video(count=2)[0]))
+  (tmp_path / 'broken.png').write_text('not an image')  # A failure: errors.jsonl is written.
+  out = tmp_path / 'out'
+  args = ['--prompt', 'dog', '--finder-model', clipseg_dir, '--sam2-model', sam2_dir, '--threshold', '0',
+          '--min-score', '0', '--device', 'cpu', '--out', str(out), good, str(tmp_path / 'broken.png')]
+  if command == 'segment_video':
+    args += ['--tracker-model', sam2_video_dir]
+  assert module.main(args) == 1
+  last = capsys.readouterr().err.strip().splitlines()[-1]
+  unit = 'video' if command == 'segment_video' else 'image'
+  assert last == (f"error: cannot write '{out / record}' (No space left on device); the 1 {unit} written is kept. "
+                  'Free space, then run the same command again to finish.')
+  assert (out / 'good' / 'result.json').exists() and not list(out.glob('.*.tmp'))

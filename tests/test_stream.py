@@ -203,3 +203,12 @@ def test_an_unwritable_cache_only_costs_time(folder, tmp_path, monkeypatch):
   (tmp_path / 'file').write_text('')
   monkeypatch.setenv('VIT_JAX_CACHE', str(tmp_path / 'file' / 'cache'))  # Under a file: cannot be made.
   assert len(sources.open_source(f'folder:{folder}', 'train')) == 22
+
+
+def test_evaluation_leaves_an_unreadable_image_out_instead_of_counting_another_twice(folder):
+  source = sources.open_source(f'folder:{folder}', 'train')
+  batches = list(stream.Stream(source, global_batch=8, image_size=16, seed=0, train=False).batches())
+  valid = np.concatenate([b.valid for b in batches])
+  bad = [name for b in batches for name in b.bad]
+  assert len(bad) == 1 and bad[0].endswith('99_corrupt.jpg')
+  assert valid.sum() == len(source) - 1 and valid.size == 24  # 22 images in 3 batches of 8: one out, two padding.

@@ -118,3 +118,20 @@ def test_two_hosts_stream_their_shares_and_train_like_one(jpeg_folder, tmp_path)
   assert_same_run(one, two_hosts)
   report = json.loads((tmp_path / 'two_hosts' / 'report.json').read_text())
   assert report['num_test_images'] == 300 and sum(map(sum, report['confusion_matrix'])) == 300
+
+
+@pytest.mark.parametrize('fraction,allowed', [(0.0, 0), (0.001, 1)])
+def test_max_bad_fraction_allows_that_share_of_the_training_images_and_no_more(tmp_path, fraction, allowed):
+  import shutil
+
+  from vit_jax.data import DataError
+  folder = tmp_path / 'images'
+  with tarfile.open(FIXTURE) as tar:
+    tar.extractall(folder, filter='data')
+  for k in range(allowed + 1):  # One more than allowed (1,000 training images: 0.001 allows 1).
+    (folder / 'train' / 'cat' / f'0099.jpg').write_bytes(b'\xff\xd8 not a jpeg') if k == 0 else shutil.copy(
+        folder / 'train' / 'cat' / '0099.jpg', folder / 'train' / 'dog' / f'broken{k}.jpg')
+  config = streamed(folder, total_epochs=1, **{'data.max_bad_fraction': fraction, 'data.val_size': 0})
+  with pytest.raises(DataError, match=rf'{allowed + 1} images of the training split cannot be read or decoded'):
+    train.train_and_evaluate(config, str(tmp_path / 'run'))
+  assert not (tmp_path / 'run').exists()  # Failed before its first checkpoint: no work directory left.

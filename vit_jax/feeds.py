@@ -112,7 +112,8 @@ class Streamed:
                                          crop_fraction=config.data.get('eval_crop_fraction', 0.875), **options)
                     for split, source in (('test', test), ('val', val)) if source is not None}
     self.max_bad = config.data.get('max_bad_fraction', 0.001)
-    self.bad: set[str] = set()
+    self.bad: set[str] = set()  # Unreadable training images seen (replaced).
+    self.left_out: set[str] = set()  # Unreadable images of the evaluated splits.
     if jax.process_index() == 0:
       print(f'Data (streamed, {options["workers"]} workers): train {len(train):,} images in '
             f'{len(train.class_names)} classes; validation {val_size:,}; test {len(test):,}.')
@@ -147,8 +148,15 @@ class Streamed:
     return self._global(batch.images), self._global(batch.labels)
 
   def evaluate(self, predict, variables, split: str, batch_size: int, batches: int | None = None):
+    """(predicted classes, labels) of every readable image of `split`; an
+    unreadable one is left out and said once."""
     preds, labels = [], []
     for batch in self.streams[split].batches(0, batches):
+      new = set(batch.bad) - self.left_out
+      self.left_out.update(batch.bad)
+      if new and jax.process_index() == 0:
+        print(f'warning: {len(new)} unreadable image(s) of the {split} split left out of its evaluation: '
+              f'{sorted(new)[:3]}.', file=sys.stderr)
       logits = predict(variables, self._global(batch.images))
       valid = multihost_utils.process_allgather(batch.valid, tiled=True)
       preds.append(np.asarray(jax.device_get(jnp.argmax(logits, -1)))[valid])

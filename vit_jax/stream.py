@@ -19,8 +19,9 @@ training, and for evaluation resize the short side to image_size /
 crop_fraction and take the centre. With crop='resize' (CIFAR's recipe, as
 the in-memory path) they resize the whole image to image_size for both, and
 the device crops and flips as it does for data in memory. An image that cannot be
-decoded is replaced by the next readable one of the split and named in
-`Batch.bad`: the caller counts them and decides when there are too many.
+decoded is named in `Batch.bad`, and in training replaced by the next
+readable one of the split, in evaluation left out (`Batch.valid` False):
+the caller counts them and decides when there are too many.
 Evaluation reads each image once over all hosts; the last batch is padded
 (`Batch.valid` is False there).
 """
@@ -49,8 +50,8 @@ PARENT_POLL_SECONDS = 0.5  # How often a worker checks that its trainer is alive
 class Batch:
   images: np.ndarray  # uint8 [B, S, S, 3]: this host's share of a global batch.
   labels: np.ndarray  # int32 [B]
-  valid: np.ndarray  # bool [B]: False for the padding of evaluation's last batch.
-  bad: tuple[str, ...] = ()  # Images that could not be decoded (each replaced by the next readable one).
+  valid: np.ndarray  # bool [B]: False for the padding of evaluation's last batch, and its unreadable images.
+  bad: tuple[str, ...] = ()  # Unreadable images (training: each replaced by the next readable one).
 
 
 def random_resized_crop(width: int, height: int, rng: np.random.Generator, scale=(0.08, 1.0),
@@ -147,7 +148,7 @@ class Stream:
     positions = number * self.global_batch + self.first + np.arange(self.local_batch)
     images = np.zeros((self.local_batch, self.image_size, self.image_size, 3), np.uint8)
     labels = np.zeros(self.local_batch, np.int32)
-    valid = self.train or positions < count
+    valid = np.broadcast_to(self.train or positions < count, (self.local_batch,)).copy()
     bad: list[str] = []
     for j, position in enumerate(positions):
       if self.train:
@@ -156,14 +157,23 @@ class Stream:
         index = int(position)
       else:
         continue  # Padding.
-      pixels, labels[j] = self._example(index, bad)
+      if self.train:
+        pixels, labels[j] = self._example(index, bad)
+      else:  # Evaluation reads each image once: an unreadable one is left out (valid False), not replaced.
+        data, labels[j] = self.source[index]
+        try:
+          pixels = decode(data, self.source.name(index))
+        except ImageError:
+          bad.append(self.source.name(index))
+          valid[j] = False
+          continue
       if self.crop == 'resize':
         images[j] = resize_square(pixels, self.image_size)  # As vit_jax.data loads it.
       elif self.train:
         images[j] = train_image(pixels, self.image_size, np.random.default_rng([self.seed, 1, int(position)]))
       else:
         images[j] = eval_image(pixels, self.image_size, self.crop_fraction)
-    return Batch(images, labels, np.broadcast_to(valid, (self.local_batch,)).copy(), tuple(bad))
+    return Batch(images, labels, valid, tuple(bad))
 
   def batches(self, start: int = 0, stop: int | None = None) -> Iterator[Batch]:
     """Batches start, start + 1, ... (to `stop`; training: endless by
