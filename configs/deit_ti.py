@@ -42,7 +42,7 @@ def get_config() -> ml_collections.ConfigDict:
       # and takes the centre.
       stream_crop='resize',
       eval_crop_fraction=0.875,
-      max_bad_fraction=0.001,  # Streaming: the share of unreadable training images (replaced, counted) allowed; 0: none.
+      max_bad_fraction=0.001,  # Streaming: unreadable training images (replaced, counted) allowed; 0: none.
   )
   # A name from vit_jax.models.PRESETS and the fields it changes (ViTConfig; stem: 'patch', 'conv' or 'resnet');
   # the other fields are unset (the preset's) and can be set too: --config.model.stem_width=32.

@@ -30,6 +30,18 @@ def config_factory():
 
 
 @pytest.fixture(scope='session')
+def jpeg_folder(tmp_path_factory):
+  """The CIFAR fixture as a folder of JPEG files (1,000 train, 300 test); not to be changed."""
+  import tarfile
+
+  from tiny_train_config import FIXTURE
+  root = tmp_path_factory.mktemp('cifar_folder')
+  with tarfile.open(FIXTURE) as tar:
+    tar.extractall(root, filter='data')
+  return root
+
+
+@pytest.fixture(scope='session')
 def finished_run(tmp_path_factory):
   """The work directory of a finished one-epoch run of the tiny config, for the tools that read runs."""
   from vit_jax import train

@@ -88,7 +88,7 @@ def test_while_ray_runs_its_notes_go_to_a_log_and_the_commands_lines_where_they_
     notes.hold_all()  # As ray.shutdown() starts: what it prints is its own.
     print('[repeated 3x across cluster]')
   finally:
-    notes.restore()
+    notes.restore(keep=True)  # A failed run's log is kept (and named).
   assert capfd.readouterr() == ('a line of the command\n', 'an error of the command\n')
   log = pathlib.Path(notes.path)
   assert log.read_text().splitlines() == ['(raylet) a task will be retried', 'core_worker.cc: a note from C++',
@@ -96,6 +96,10 @@ def test_while_ray_runs_its_notes_go_to_a_log_and_the_commands_lines_where_they_
   log.unlink()
   print('after')
   assert capfd.readouterr().out == 'after\n'
+  notes.divert()
+  os.write(2, b'core_worker.cc: a note from C++\n')
+  notes.restore()  # A clean run's is removed.
+  assert not log.exists()
 
 
 def test_a_list_file_names_files_urls_and_missing_ones(tmp_path, http_folder, clipseg_dir, sam2_dir, capsys):

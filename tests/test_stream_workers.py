@@ -9,7 +9,6 @@ import random
 import signal
 import subprocess
 import sys
-import tarfile
 import time
 
 import pytest
@@ -17,17 +16,8 @@ import pytest
 pytest.importorskip('grain')
 
 from conftest import ROOT  # noqa: E402
-from tiny_train_config import FIXTURE  # noqa: E402
 
 BOUND = 10.0  # Seconds for the workers to notice (stream.PARENT_POLL_SECONDS) and end.
-
-
-@pytest.fixture(scope='module')
-def jpeg_folder(tmp_path_factory):
-  root = tmp_path_factory.mktemp('cifar_folder')
-  with tarfile.open(FIXTURE) as tar:
-    tar.extractall(root, filter='data')
-  return root
 
 
 def session_processes(session: int) -> list[tuple[int, str]]:

@@ -22,7 +22,6 @@ import hashlib
 import json
 import os
 import struct
-import sys
 import time
 from collections.abc import Callable, Sequence
 
