@@ -66,7 +66,7 @@ def main(argv):
   _quiet_failed_saves()
   try:
     import jax
-    from vit_jax import sources
+    from vit_jax.cache import compilation_cache_dir
     from vit_jax.data import DataError
     from vit_jax.train import ConfigError, train_and_evaluate
     from vit_jax.validate import check_config
@@ -80,7 +80,7 @@ def main(argv):
       except (ValueError, RuntimeError) as e:
         fail(f'--distributed: cannot join the cluster ({str(e).splitlines()[0][:200]}).', 2)
     # Compiled steps are kept for the next run of the same config and code: ~5 s less per step function on CPU.
-    jax.config.update('jax_compilation_cache_dir', sources.compilation_cache_dir())
+    jax.config.update('jax_compilation_cache_dir', compilation_cache_dir())
     # A damaged or unwritable cache entry only costs its compilation (JAX compiles and replaces it).
     warnings.filterwarnings('ignore', message='Error (reading|writing) persistent compilation cache entry')
     config_name = config_flags.get_config_filename(FLAGS['config']).rsplit('/', 1)[-1].removesuffix('.py')

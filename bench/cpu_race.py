@@ -30,7 +30,7 @@ import tempfile
 from record import CIFAR10_JPEG, ROOT, provenance, write_record
 
 sys.path.insert(0, ROOT)
-from vit_jax.sources import compilation_cache_dir  # noqa: E402  (no JAX is imported)
+from vit_jax.cache import compilation_cache_dir  # noqa: E402  (no JAX is imported)
 
 PLAN_TIMES = ('step_seconds', 'low_res_step_seconds', 'eval_seconds')  # Each side's last plan: what a step costs.
 BUDGET_FIELDS = ('config.total_seconds', 'config.total_steps', 'config.total_epochs')

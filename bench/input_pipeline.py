@@ -25,7 +25,8 @@ from record import CIFAR10_JPEG, ROOT, provenance, write_record
 
 sys.path.insert(0, ROOT)
 
-from vit_jax import data, images, sources, stream  # noqa: E402
+from vit_jax import data, images  # noqa: E402
+from vit_jax.data import sources, stream  # noqa: E402
 
 
 def make_jpegs(folder: str, count: int, seed: int = 0) -> None:

@@ -55,7 +55,8 @@ def bench_jax(args) -> dict:
   from flax import nnx
 
   from configs import deit_ti
-  from vit_jax import augment, losses, optim, steps
+  from vit_jax import losses, optim, steps
+  from vit_jax.data import augment
   from vit_jax.models import ViT, ViTConfig
 
   config = deit_ti.get_config()

@@ -25,7 +25,6 @@ from configs import deit_ti, model_section
 
 def get_config():
   config = deit_ti.get_config()
-  config.data.source = 'folder:../shared/data/cifar10-jpeg.tar.gz'
   config.model = model_section('deit_tiny', patch_size=4, stem='patch', dim=128, depth=4, num_heads=4, mlp_dim=256,
                                pool='mean', drop_path=0.0, dropout=0.0, dtype='float32')
   config.aug.crop_padding = 0  # No random crops: +3.4 points at 700 steps (results/cpu_recipe.md).

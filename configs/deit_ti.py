@@ -2,7 +2,7 @@ r"""DeiT-Ti/4 on CIFAR-10 from scratch: the full DeiT recipe, for one GPU.
 
     python train.py --config configs/deit_ti.py --workdir workdirs/deit_ti
 
-Recipe of write-up E in SEEDS.md (90.9% at 252 of 300 epochs there): patch 4
+Recipe of the earlier write-up E (90.9% at 252 of 300 epochs there): patch 4
 (64 tokens), dim 192, depth 12, 3 heads (5.36M parameters); AdamW lr
 5e-4 x batch/512, weight decay 0.05, 5 warmup epochs then cosine, batch 1024,
 300 epochs; RandAugment(2, 9), crop + flip, Mixup 0.8 / CutMix 1.0, random
@@ -10,8 +10,8 @@ erasing 0.25, label smoothing 0.1, DropPath 0.1; bf16 compute.
 
 Reaches: not yet measured here (no GPU was lent to the session that wrote
 it); fill in accuracy, time, device, commit and date from a real run.
-Needs the data: TFDS cifar10 by default, or without network
---config.data.source=folder:../shared/data/cifar10-jpeg.tar.gz
+The data: CIFAR-10 from a local copy, else downloaded once (the 'cifar10'
+source, vit_jax.data.cifar10); or --config.data.source=folder:PATH.
 """
 
 import ml_collections
@@ -24,7 +24,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.seed = 0
 
   config.data = dict(
-      source='tfds:cifar10',  # Or 'folder:PATH' (a split/class/image tree or .tar.gz of one).
+      source='cifar10',  # A local copy, else downloaded once (vit_jax.data.cifar10); or 'folder:PATH', 'tfds:NAME'.
       data_dir='',  # TFDS data directory; '': TFDS's default (~/tensorflow_datasets).
       image_size=32,
       val_size=5000,  # Held out of the training split for evaluations and the best checkpoint; 0: none.

@@ -1,4 +1,4 @@
-r"""Write-up A of SEEDS.md: ViT 256/10/8, patch 4, 80 epochs (reported ~85%).
+r"""Earlier write-up A: ViT 256/10/8, patch 4, 80 epochs (reported ~85%).
 
     python train.py --config configs/writeup_a.py --workdir workdirs/writeup_a
 

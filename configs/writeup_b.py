@@ -1,4 +1,4 @@
-r"""Write-up B of SEEDS.md: a ViT with LayerScale, and its three variants.
+r"""Earlier write-up B: a ViT with LayerScale, and its three variants.
 
     python train.py --config configs/writeup_b.py:plain      # reported ~80%, 82-83% regularised
     python train.py --config configs/writeup_b.py:conv       # small CNN stem: ~82%

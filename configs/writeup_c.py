@@ -1,4 +1,4 @@
-r"""Write-up C of SEEDS.md: ViT 256/8/8, MLP ratio 4, dropout 0.1, 200 epochs.
+r"""Earlier write-up C: ViT 256/8/8, MLP ratio 4, dropout 0.1, 200 epochs.
 
     python train.py --config configs/writeup_c.py --workdir workdirs/writeup_c
 

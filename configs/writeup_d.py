@@ -1,4 +1,4 @@
-r"""Write-up D of SEEDS.md: ViT 256, 8 heads, MLP 512, dropout 0.1 (reported 80.81%).
+r"""Earlier write-up D: ViT 256, 8 heads, MLP 512, dropout 0.1 (reported 80.81%).
 
     python train.py --config configs/writeup_d.py --workdir workdirs/writeup_d
 

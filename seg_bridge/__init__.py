@@ -1,5 +1,43 @@
 """Text-prompted segmentation: a finder (CLIPSeg heatmaps, Grounding DINO
 boxes) turns words into regions and a masker (SAM, SAM 2) outlines them, or
-SAM 3 does both; seg_bridge.build turns options into a segmenter for
+SAM 3 does both; numpy in, numpy out.
+
+    import seg_bridge
+    segmenter, settings = seg_bridge.build(seg_bridge.Options(finder='clipseg', masker='sam'))
+    result = segmenter.segment(image, 'dog, ball')   # uint8 [H, W, 3] -> seg_bridge.Segmentation
+    for instance in result.instances:                # label, score, box, mask (bool [H, W])
+      ...
+
 segment.py (images), segment_video.py (video, seg_bridge.tracking) and the
-web demo (seg_bridge.demo). Shared types: seg_bridge.types."""
+web demo (seg_bridge.demo) use the same builder. The names load their
+modules on first use: `import seg_bridge` imports neither torch nor JAX.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_PUBLIC = {  # name: (module, attribute)
+    'build': ('seg_bridge.build', 'build'),
+    'Options': ('seg_bridge.build', 'Options'),
+    'Segmentation': ('seg_bridge.types', 'Segmentation'),
+    'Instance': ('seg_bridge.types', 'Instance'),
+    'PromptError': ('seg_bridge.types', 'PromptError'),
+    'ModelNotFoundError': ('seg_bridge.loading', 'ModelNotFoundError'),
+    'FINDERS': ('seg_bridge.finders', 'FINDERS'),
+    'MASKERS': ('seg_bridge.maskers', 'MASKERS'),
+}
+__all__ = sorted(_PUBLIC)
+
+
+def __getattr__(name: str):
+  if name not in _PUBLIC:
+    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
+  module, attribute = _PUBLIC[name]
+  value = getattr(importlib.import_module(module), attribute)
+  globals()[name] = value
+  return value
+
+
+def __dir__():
+  return sorted(set(globals()) | set(_PUBLIC))

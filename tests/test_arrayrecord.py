@@ -16,7 +16,7 @@ from PIL import Image
 pytest.importorskip('grain')
 
 from conftest import ROOT, mounted  # noqa: E402
-from vit_jax import arrayrecord, sources, stream  # noqa: E402
+from vit_jax.data import arrayrecord, sources, stream  # noqa: E402
 from vit_jax.data import DataError  # noqa: E402
 
 
@@ -41,7 +41,7 @@ def shards(images, tmp_path):
 
 
 def convert_cli(*args):
-  result = subprocess.run([sys.executable, '-m', 'vit_jax.arrayrecord', *map(str, args)], cwd=ROOT,
+  result = subprocess.run([sys.executable, '-m', 'vit_jax.data.arrayrecord', *map(str, args)], cwd=ROOT,
                           capture_output=True, text=True, timeout=120)
   return result.returncode, result.stdout, result.stderr
 
@@ -90,7 +90,7 @@ def test_a_shard_cut_or_grown_is_refused_at_open(shards, cut):
   with pytest.raises(DataError) as raised:
     sources.open_source(f'arrayrecord:{shards}', 'train')
   message = str(raised.value)
-  assert f"the shard '{shard}' is " in message and 'python -m vit_jax.arrayrecord folder:' in message
+  assert f"the shard '{shard}' is " in message and 'python -m vit_jax.data.arrayrecord folder:' in message
   assert '\n' not in message
 
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image, ImageOps
 
-from vit_jax import augment as A
+from vit_jax.data import augment as A
 
 KEY = jax.random.key(0)
 

@@ -9,6 +9,7 @@ from PIL import Image
 
 from tiny_train_config import FIXTURE
 from vit_jax import data
+from vit_jax.data import memory
 from vit_jax.data import DataError
 
 CIFAR10_CLASSES = ('airplane', 'automobile', 'bird', 'cat', 'deer', 'dog', 'frog', 'horse', 'ship', 'truck')
@@ -84,7 +85,7 @@ def test_missing_split_and_not_an_archive(tmp_path):
 
 def test_tfds_loading_code_runs_on_mocked_tfds(monkeypatch):
   tfds = pytest.importorskip('tensorflow_datasets')
-  monkeypatch.setattr(data, '_check_network', lambda: None)
+  monkeypatch.setattr(memory, '_check_network', lambda: None)
   with tfds.testing.mock_data(num_examples=12):
     splits = data.load('tfds:cifar10', ('train', 'test'))
   assert splits['train'].images.shape == (12, 32, 32, 3) and splits['train'].images.dtype == np.uint8

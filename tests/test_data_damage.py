@@ -117,7 +117,7 @@ def test_an_empty_class_folder_is_said(tmp_path, capsys):
   splits = data.load(f'folder:{tmp_path}', ('train', 'test'))
   assert splits['train'].class_names == ('ant', 'bee')
   pytest.importorskip('grain')
-  from vit_jax import sources
+  from vit_jax.data import sources
   sources.open_source(f'folder:{tmp_path}', 'train')  # Both readers list it (pipeline 'auto'): said once.
   err = capsys.readouterr().err
   assert err.count('the class folder ') == 1 and f"{tmp_path}/train/cat/ holds no images; it is left out" in err

@@ -14,7 +14,8 @@ from PIL import Image
 
 pytest.importorskip('grain')
 
-from vit_jax import arrayrecord, data, sources, stream  # noqa: E402
+from vit_jax import data  # noqa: E402
+from vit_jax.data import arrayrecord, sources, stream  # noqa: E402
 from vit_jax.data import DataError  # noqa: E402
 from vit_jax.images import decode, resize_square  # noqa: E402
 

@@ -14,7 +14,8 @@ pytest.importorskip('grain')
 from conftest import tiny_config  # noqa: E402
 from test_train import final_state, train_until_interrupted  # noqa: E402
 from tiny_train_config import FIXTURE  # noqa: E402
-from vit_jax import feeds, train  # noqa: E402
+from vit_jax import train  # noqa: E402
+from vit_jax.data import feeds  # noqa: E402
 
 
 def streamed(folder, **overrides):
@@ -52,7 +53,7 @@ def test_an_interrupted_streamed_run_resumes_to_the_same_parameters(jpeg_folder,
 
 
 def test_auto_streams_only_what_does_not_fit_and_lists_the_data_once(jpeg_folder, monkeypatch, capsys):
-  from vit_jax import sources
+  from vit_jax.data import sources
   opened = []
   monkeypatch.setattr(sources, 'open_source', lambda spec, split, *a, _open=sources.open_source, **k: (
       opened.append(split), _open(spec, split, *a, **k))[1])

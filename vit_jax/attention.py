@@ -85,7 +85,8 @@ def main(argv: list[str]) -> int:
   from PIL import Image
 
   from vit_jax.images import ImageError, load_image
-  from vit_jax import augment, models
+  from vit_jax import models
+  from vit_jax.data import augment
   from vit_jax.checkpoint import model_of_run
   try:
     model, config = model_of_run(args.workdir)

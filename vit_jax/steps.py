@@ -21,7 +21,7 @@ import optax
 from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding, PartitionSpec as P
 
-from vit_jax import augment
+from vit_jax.data import augment
 
 
 @struct.dataclass

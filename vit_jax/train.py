@@ -33,7 +33,8 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from vit_jax import attention, augment, budget, convert, distill, feeds, losses, models, optim, report, resume, steps
+from vit_jax import attention, budget, convert, distill, losses, models, optim, report, resume, steps
+from vit_jax.data import augment, feeds
 from vit_jax.checkpoint import Checkpoints, saved_steps
 from vit_jax.files import Busy, atomic_write, hold_lock
 from vit_jax.interrupts import Interrupted, StopRequest

@@ -20,10 +20,10 @@ from vit_jax.models.vit import ViT, ViTConfig
 
 ARCHITECTURES = {'vit': (ViTConfig, ViT), 'resnet': (ResNetConfig, ResNet)}
 
-# Write-up B's ViT: pre-norm blocks with LayerScale, DropPath. SEEDS.md does not record its shape: DeiT-Ti's.
+# Write-up B's ViT: pre-norm blocks with LayerScale, DropPath; its shape is not recorded: DeiT-Ti's.
 _B = dict(dim=192, depth=12, num_heads=3, layerscale_init=1e-4, drop_path=0.1)
 
-PRESETS = {  # name: (architecture, config fields); SEEDS.md names the write-ups.
+PRESETS = {  # name: (architecture, config fields); A-E: the earlier write-ups this project grew from.
     'vit': ('vit', {}),  # ViTConfig's defaults: a DeiT-Ti shape; give the fields you need.
     'deit_tiny': ('vit', dict(dim=192, depth=12, num_heads=3)),  # DeiT-Ti (Touvron et al. 2021); write-up E.
     'deit_small': ('vit', dict(dim=384, depth=12, num_heads=6)),

@@ -1,11 +1,12 @@
 """Image-classification data sets loaded once into uint8 arrays.
 
 A source is a string:
+  'cifar10'                        CIFAR-10 from a local copy, else downloaded once (vit_jax.data.cifar10);
   'tfds:cifar10', 'tfds:cifar100'  TensorFlow Datasets (downloads on first use);
   'folder:PATH'                    an image-folder tree `split/class/image.jpg`,
                                    as a directory or a .tar / .tar.gz / .tgz of one.
 
-    splits = load('folder:../shared/data/cifar10-jpeg.tar.gz', ('train', 'test'))
+    splits = load('cifar10', ('train', 'test'))
     splits['train'].images  # uint8 [50000, 32, 32, 3]
 
 Class order in a folder is the sorted class-directory names (as torchvision's
@@ -27,11 +28,8 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
+from vit_jax.data import DataError
 from vit_jax.images import IMAGE_SUFFIXES, ImageError, decode, resize_square
-
-
-class DataError(Exception):
-  """A data set could not be found or read; the message says what to do."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,11 +51,20 @@ def load(source: str, splits: Sequence[str] = ('train', 'test'), *, image_size: 
   """Loads `splits` of `source` (see module docstring). Images whose size
   differs from `image_size` are resized to it; all must agree otherwise."""
   kind, _, location = source.partition(':')
+  if source == 'cifar10':
+    from vit_jax.data import cifar10
+    path = cifar10.locate()
+    if os.path.basename(path) != cifar10.ARCHIVE:  # A JPEG copy: an image folder.
+      return _load_folder(path, splits, image_size)
+    loaded = cifar10.read_binary(path, splits)
+    return loaded if not image_size or image_size == 32 else {
+        split: dataclasses.replace(d, images=np.stack([resize_square(im, image_size) for im in d.images]))
+        for split, d in loaded.items()}
   if kind == 'tfds' and location:
     return {split: _load_tfds(location, split, data_dir, image_size) for split in splits}
   if kind == 'folder' and location:
     return _load_folder(location, splits, image_size)
-  raise DataError(f"unknown data source {source!r}: use 'tfds:NAME' or 'folder:PATH'.")
+  raise DataError(f"unknown data source {source!r}: use 'cifar10', 'tfds:NAME' or 'folder:PATH'.")
 
 
 def split_off(data: Dataset, size: int, seed: int = 0, keep: Sequence[str] | None = None) -> tuple[Dataset, Dataset]:

@@ -8,7 +8,7 @@ InMemory (CIFAR-sized data): the splits are decoded once into uint8 arrays
 and replicated on the devices; the train step picks its batch itself, so the
 host feeds nothing per step. Streamed (data that does not fit): Grain
 workers decode, crop and flip each host's share of every global batch
-(vit_jax.stream), and the step gets it as one array sharded over the mesh.
+(vit_jax.data.stream), and the step gets it as one array sharded over the mesh.
 In both, the validation split is `data.val_size` images held out of the
 training split by the same draw (by a hash of each image's name: it does not
 move when images are added), and a batch depends only on the seed and the
@@ -28,7 +28,7 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from vit_jax import data as data_lib
+from vit_jax.data import memory
 from vit_jax import steps
 from vit_jax.data import DataError
 
@@ -42,16 +42,16 @@ class InMemory:
   crops_and_flips = False  # The train step crops and flips (config.aug).
 
   def __init__(self, config, mesh, keep_val=None):
-    splits = data_lib.load(config.data.source, ('train', 'test'), image_size=config.data.image_size,
+    splits = memory.load(config.data.source, ('train', 'test'), image_size=config.data.image_size,
                            data_dir=config.data.get('data_dir') or None)
     if jax.process_index() == 0:
-      print(data_lib.describe(splits))
+      print(memory.describe(splits))
     train, test, val = splits['train'], splits['test'], None
-    self.listings = {'train': data_lib.listing_digest(train), 'test': data_lib.listing_digest(test)}
+    self.listings = {'train': memory.listing_digest(train), 'test': memory.listing_digest(test)}
     val_size = config.data.get('val_size', 0)
     if val_size:
       _check_val_size(val_size, len(train))
-      train, val = data_lib.split_off(train, val_size, keep=keep_val)
+      train, val = memory.split_off(train, val_size, keep=keep_val)
     self.val_keys = val.keys() if val is not None else ()
     self.class_names, self.num_train, self.num_val = train.class_names, len(train), len(self.val_keys)
     self.arrays = {'train': (steps.put_replicated(train.images, mesh), steps.put_replicated(train.labels, mesh)),
@@ -80,22 +80,22 @@ class InMemory:
 
 
 class Streamed:
-  """The splits streamed from disk by Grain workers (vit_jax.stream)."""
+  """The splits streamed from disk by Grain workers (vit_jax.data.stream)."""
 
   in_memory = False
 
   def __init__(self, config, mesh, train=None, keep_val=None):
     """train: the training split's source where the caller has opened it."""
-    from vit_jax import sources, stream
+    from vit_jax.data import sources, stream
     spec, size = config.data.source, config.data.image_size
     train = train or sources.open_source(spec, 'train', data_dir=config.data.get('data_dir') or None)
     test = sources.open_source(spec, 'test', train.class_names, data_dir=config.data.get('data_dir') or None)
-    self.listings = {'train': data_lib.listing_digest(train), 'test': data_lib.listing_digest(test)}
+    self.listings = {'train': memory.listing_digest(train), 'test': memory.listing_digest(test)}
     val_size = config.data.get('val_size', 0)
     val = None
     if val_size:
       _check_val_size(val_size, len(train))
-      rest, held = data_lib.held_out(train.keys(), val_size, keep=keep_val)
+      rest, held = memory.held_out(train.keys(), val_size, keep=keep_val)
       train, val = sources.Subset(train, rest), sources.Subset(train, held)
     self.val_keys = tuple(val.keys()) if val is not None else ()
     self.class_names, self.num_train, self.num_val = train.class_names, len(train), len(self.val_keys)
@@ -177,7 +177,7 @@ def _check_val_size(val_size: int, num_train: int) -> None:
 def _random_access_train(config):
   """The training split's streaming source, or None where the data cannot be
   streamed (a compressed archive) or Grain's readers are missing."""
-  from vit_jax import sources
+  from vit_jax.data import sources
   if config.data.source.endswith(('.gz', '.tgz')):
     return None
   try:
@@ -190,7 +190,7 @@ def open_feed(config, mesh, keep_val=None):
   """The feed config.data.pipeline names ('auto': in memory where the decoded
   training split fits in config.data.memory_limit_gb, else streamed).
   keep_val: the validation images' keys to hold out again (a resumed run's),
-  else data_lib.held_out's draw of config.data.val_size."""
+  else memory.held_out's draw of config.data.val_size."""
   pipeline, train = config.data.get('pipeline', 'memory'), None
   if pipeline == 'auto':
     train = _random_access_train(config)

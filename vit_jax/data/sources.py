@@ -1,11 +1,11 @@
-"""Random-access sources of encoded images, for streaming (vit_jax.stream).
+"""Random-access sources of encoded images, for streaming (vit_jax.data.stream).
 
 A source is `len(source)`, `source[i] -> (encoded image bytes, label)`,
 `source.name(i)` (for messages) and `source.class_names`; it holds no open
 file between calls, so Grain can send it to worker processes.
 
     open_source('folder:/data/imagenet', 'train')    # a directory, or an uncompressed .tar, of split/class/image
-    open_source('arrayrecord:/data/in1k', 'train')   # shards written by python -m vit_jax.arrayrecord
+    open_source('arrayrecord:/data/in1k', 'train')   # shards written by python -m vit_jax.data.arrayrecord
     open_source('tfds:imagenet2012', 'train')        # a prepared TFDS data set (array_record files)
 
 A split's classes are its sorted class folders (those with images); give
@@ -27,22 +27,14 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
-from vit_jax.data import DataError, tar_entries, warn_empty_class
+from vit_jax.data import DataError
+from vit_jax.data.memory import tar_entries, warn_empty_class
+from vit_jax.cache import cache_dir
 from vit_jax.files import atomic_write
 from vit_jax.images import IMAGE_SUFFIXES
 
 INDEX = 'index.json'  # An ArrayRecord folder's table of contents.
 SETTLED_SECONDS = 2.0  # A folder changed more recently may still change within its time stamp: not cached.
-
-
-def cache_dir() -> str:
-  return os.environ.get('VIT_JAX_CACHE') or os.path.join(
-      os.environ.get('XDG_CACHE_HOME') or os.path.expanduser('~/.cache'), 'vit_jax')
-
-
-def compilation_cache_dir() -> str:
-  """Where train.py keeps compiled steps: $JAX_COMPILATION_CACHE_DIR, else cache_dir()/xla."""
-  return os.environ.get('JAX_COMPILATION_CACHE_DIR') or os.path.join(cache_dir(), 'xla')
 
 
 def _cached_listing(key: dict, stamps: list[int], build: Callable[[], dict]) -> dict:
@@ -123,13 +115,13 @@ class FolderSource:
 
 class TarSource:
   """split/class/image members of an uncompressed .tar, read by offset (the
-  whole archive is checked once, as vit_jax.data does)."""
+  whole archive is checked once, as vit_jax.data.memory does)."""
 
   def __init__(self, path: str, split: str, class_names: Sequence[str] | None = None):
     with open(path, 'rb') as f:
       if f.read(2) in (b'\x1f\x8b', b'BZ') or path.endswith(('.gz', '.tgz', '.bz2', '.xz')):
         raise DataError(f'{path!r} is compressed, so its images cannot be read in any order; extract it, or '
-                        f'convert it: python -m vit_jax.arrayrecord folder:{path} OUT.')
+                        f'convert it: python -m vit_jax.data.arrayrecord folder:{path} OUT.')
     status = os.stat(path)
     found = _cached_listing({'tar': os.path.abspath(path), 'split': split, 'size': status.st_size},
                             [status.st_mtime_ns], lambda: self._list(path, split))
@@ -176,7 +168,7 @@ def index_digest(index: dict) -> str:
 
 
 class ArrayRecordSource:
-  """The shards of one split written by `python -m vit_jax.arrayrecord`:
+  """The shards of one split written by `python -m vit_jax.data.arrayrecord`:
   records of a 4-byte little-endian label and the encoded image.
 
   Checked when opened: the index against its digest, each shard's size
@@ -192,9 +184,9 @@ class ArrayRecordSource:
       shards = [os.path.join(root, shard) for shard in entry['shards']]
     except (OSError, ValueError, KeyError, TypeError):
       raise DataError(f'{root!r} has no {split} split of ArrayRecord shards ({INDEX} missing or without it); '
-                      'write them with python -m vit_jax.arrayrecord.') from None
+                      'write them with python -m vit_jax.data.arrayrecord.') from None
     source = index.get('source', 'folder:PATH')
-    self.repair = f'write the shards again: python -m vit_jax.arrayrecord folder:{source} NEW_FOLDER'
+    self.repair = f'write the shards again: python -m vit_jax.data.arrayrecord folder:{source} NEW_FOLDER'
     if index.get('sha256') != index_digest(index):
       raise DataError(f'{os.path.join(root, INDEX)!r} was changed after it was written (or is from an older '
                       f'version); {self.repair}.')

@@ -1,7 +1,7 @@
 r"""Writes an image-folder data set as ArrayRecord shards, for streaming where a
 million small files are slow to open (or the folder is a .tar.gz).
 
-    python -m vit_jax.arrayrecord folder:/data/imagenet /data/in1k-ar
+    python -m vit_jax.data.arrayrecord folder:/data/imagenet /data/in1k-ar
     python train.py ... --config.data.source=arrayrecord:/data/in1k-ar
 
 OUT gets SPLIT-KKKKK-of-NNNNN.array_record files (records: a 4-byte
@@ -26,11 +26,12 @@ import shutil
 import struct
 import sys
 
-from vit_jax.data import DataError, tar_entries
+from vit_jax.data import DataError
+from vit_jax.data.memory import tar_entries
 from vit_jax.files import atomic_write
 from vit_jax.images import IMAGE_SUFFIXES
 from vit_jax.interrupts import StopRequest
-from vit_jax.sources import INDEX, index_digest
+from vit_jax.data.sources import INDEX, index_digest
 
 
 def _entries(path: str, splits: list[str]):
@@ -115,7 +116,7 @@ def _close(writer) -> None:
 
 
 def main(argv=None) -> int:
-  parser = argparse.ArgumentParser(prog='python -m vit_jax.arrayrecord', description=__doc__.split('\n')[0])
+  parser = argparse.ArgumentParser(prog='python -m vit_jax.data.arrayrecord', description=__doc__.split('\n')[0])
   parser.add_argument('source', help='folder:PATH, a directory or .tar/.tar.gz of split/class/image files')
   parser.add_argument('out', help='the folder to write (must not exist)')
   parser.add_argument('--splits', default='train,test', help='comma-separated; the first gives the classes')

@@ -168,7 +168,7 @@ class Stream:
           valid[j] = False
           continue
       if self.crop == 'resize':
-        images[j] = resize_square(pixels, self.image_size)  # As vit_jax.data loads it.
+        images[j] = resize_square(pixels, self.image_size)  # As vit_jax.data.memory loads it.
       elif self.train:
         images[j] = train_image(pixels, self.image_size, np.random.default_rng([self.seed, 1, int(position)]))
       else:
