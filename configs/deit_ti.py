@@ -31,7 +31,7 @@ def get_config() -> ml_collections.ConfigDict:
       mean=(0.4914, 0.4822, 0.4465),
       std=(0.2470, 0.2435, 0.2616),
       # 'memory': decoded once onto the devices; 'stream': read by Grain workers every epoch (data that does
-      # not fit: vit_jax.stream); 'auto': memory while the decoded training split fits in memory_limit_gb.
+      # not fit: vit_jax.data.stream); 'auto': memory while the decoded training split fits in memory_limit_gb.
       pipeline='auto',
       memory_limit_gb=8.0,
       workers=-1,  # Streaming: decoding processes; -1: one per core but one (at most 8), 0: in this process.

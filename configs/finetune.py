@@ -20,7 +20,7 @@ Streamed (config.data.pipeline='stream'): 60,000 images at 224x224 would be
 with an Inception-style random-resized crop and flip (as big_vision's
 fine-tuning); evaluation sees the whole image. The source must allow random
 access: TFDS cifar10 (array_record), an extracted folder, or ArrayRecord
-shards (python -m vit_jax.arrayrecord folder:../shared/data/cifar10-jpeg.tar.gz OUT).
+shards (python -m vit_jax.data.arrayrecord folder:../shared/data/cifar10-jpeg.tar.gz OUT).
 Reaches: not yet measured here (no GPU, no network for the weights).
 """
 

@@ -1,13 +1,13 @@
 r"""DeiT-Ti/16 on ImageNet-1k at 224 px, streamed: the DeiT paper's recipe.
 
-    python -m vit_jax.arrayrecord folder:/data/imagenet /data/imagenet-ar --splits train,val
+    python -m vit_jax.data.arrayrecord folder:/data/imagenet /data/imagenet-ar --splits train,val
     python train.py --config configs/imagenet_deit_ti.py --workdir workdirs/imagenet_deit_ti \
         --config.data.source=arrayrecord:/data/imagenet-ar
 
 The data: a folder (or uncompressed .tar) laid out as train/CLASS/*.JPEG and
 test/CLASS/*.JPEG (ImageNet's validation images sorted into their class
 folders, as torchvision's ImageFolder reads them; here the split named
-`test`), or ArrayRecord shards written from it by python -m vit_jax.arrayrecord
+`test`), or ArrayRecord shards written from it by python -m vit_jax.data.arrayrecord
 (faster where a million small files are slow; name the splits train,test),
 or a prepared TFDS imagenet2012 (`--config.data.source=tfds:imagenet2012`,
 built once with download_and_prepare(file_format='array_record')).

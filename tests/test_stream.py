@@ -1,4 +1,4 @@
-"""Streamed batches (vit_jax.stream on Grain) from tiny JPEG folders built
+"""Streamed batches (vit_jax.data.stream on Grain) from tiny JPEG folders built
 here: deterministic, the same with any number of workers or hosts, every
 epoch a permutation, evaluation reading each image once, bad images
 replaced and named; the same images from a folder, a .tar and ArrayRecord
