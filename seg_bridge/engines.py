@@ -214,17 +214,14 @@ def _join(threads: set[threading.Thread], timeout: float = 10.0) -> None:
 
 def stop_ray(keep_log: bool = False) -> None:
   """Leaves the cluster (and stops a local one start_ray started); Ray's log
-  is kept only if `keep_log` (a run that failed), and its path said then."""
+  ($TMPDIR/seg_bridge-ray-PID.log) is kept only if `keep_log` (a run that failed)."""
   import ray
   try:
     _RAY_NOTES.hold_all()  # ray.shutdown() prints the notes its deduplication held back, from this thread.
     ray.shutdown()
   finally:
     _RAY_THREAD_DONE.set()
-    path = _RAY_NOTES.path
     _RAY_NOTES.restore(keep=keep_log)
-    if keep_log and os.path.exists(path):
-      print(f"Ray's own messages of this run: {path}", file=sys.stderr)
 
 
 class _RayNotes:
