@@ -174,3 +174,15 @@ def test_replanning_corrects_the_stage_that_was_measured():
   never = lambda step: False
   assert plan.replan(step=60, elapsed=40.0, evaluates=never, checkpoints=never) == 60 + 20  # 60 s left, 3 s a step.
   assert plan.replan(step=60, elapsed=100.0, evaluates=never, checkpoints=never) == 61  # Spent: one more, the last.
+
+
+def test_the_cadence_logs_evaluates_and_checkpoints_at_epoch_ends_and_the_last_step():
+  from vit_jax.cadence import Cadence
+  cadence = Cadence(steps_per_epoch=10, log_every_steps=4, eval_every_epochs=2, checkpoint_every_epochs=1,
+                    validating=True)
+  assert [s for s in range(1, 36) if cadence.logs(s, 35)] == [4, 8, 12, 16, 20, 24, 28, 32, 35]
+  assert [s for s in range(1, 36) if cadence.evaluates(s, 35)] == [20, 35]
+  assert [s for s in range(1, 36) if cadence.checkpoints(s, 35)] == [10, 20, 30, 35]
+  assert [s for s in range(1, 36) if cadence.periodic_evaluation(s)] == [20]  # The last step's is the plan's to add.
+  blind = Cadence(10, 4, 2, 1, validating=False)
+  assert not any(blind.evaluates(s, 35) for s in range(1, 36)) and blind.checkpoints(35, 35)

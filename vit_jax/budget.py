@@ -14,6 +14,7 @@ the plan until the run reaches it, and stays where it was after.
 from __future__ import annotations
 
 import dataclasses
+import statistics
 from collections.abc import Callable
 
 CALIBRATION_STEPS = 8  # The first compiles; the median of the other seven is the step time.
@@ -100,3 +101,44 @@ class Plan:
       predicted = self.steps_seconds(first)(self.total_steps) - self.steps_seconds(last)(self.total_steps)
       self.step_seconds *= seconds / predicted
       self.low_res_step_seconds *= seconds / predicted
+
+
+class TimeBudget:
+  """The loop's side of a time budget: the calibration steps' times, the
+  plan, and the mark (step, time) its step times were last checked from.
+
+    budget = TimeBudget(plan, clock)         # plan: the resumed run's, or None
+    budget.time_calibration_step(seconds)    # while the schedule's length is open
+    budget.calibrated()                      # CALIBRATION_STEPS timed: make the first plan
+    budget.replans(step, total, due)         # a mark and a due step: rescale, then replan
+  """
+
+  def __init__(self, plan: Plan | None, clock: Callable[[], float]):
+    self.plan, self.clock = plan, clock
+    self.step_times: list[float] = []
+    self.mark: tuple[int, float] | None = None  # Not before a first step (compiling) is done.
+
+  def time_calibration_step(self, seconds: float) -> None:
+    self.step_times.append(seconds)
+
+  def calibrated(self) -> bool:
+    return len(self.step_times) == CALIBRATION_STEPS
+
+  def calibration_seconds(self) -> float:
+    """The median step time, the first (compiling) left out."""
+    return statistics.median(self.step_times[1:])
+
+  def needs_mark(self) -> bool:
+    return self.mark is None and self.plan is not None
+
+  def set_mark(self, step: int) -> None:
+    self.mark = (step, self.clock())
+
+  def replans(self, step: int, total_steps: int, due: bool) -> bool:
+    """Whether to redo the plan at `step`: at a logged, checkpointed or evaluated step before the end."""
+    return self.mark is not None and step < total_steps and due
+
+  def rescale(self, step: int) -> None:
+    """The plan's step times, from what the steps since the mark took."""
+    self.plan.rescale(first=self.mark[0], last=step, seconds=self.clock() - self.mark[1])
+

@@ -35,6 +35,7 @@ from tqdm import tqdm
 
 from vit_jax import attention, budget, convert, distill, losses, models, optim, report, resume, steps
 from vit_jax.data import augment, feeds
+from vit_jax.cadence import Cadence
 from vit_jax.checkpoint import Checkpoints, saved_steps
 from vit_jax.files import Busy, atomic_write, hold_lock
 from vit_jax.interrupts import Interrupted, StopRequest
@@ -228,17 +229,13 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
         if is_main:
           tqdm.write(f'epoch {step / steps_per_epoch:g}: validation accuracy {accuracy:.4f}')
 
-    def periodic(step, every_epochs):  # At the end of every `every_epochs`-th epoch.
-      return step % steps_per_epoch == 0 and (step // steps_per_epoch) % every_epochs == 0
-
-    def due(step, every_epochs):  # Those, and the run's last step.
-      return step == total_steps or periodic(step, every_epochs)
-
-    def evaluates(step):
-      return val_size > 0 and due(step, config.eval_every_epochs)
+    cadence = Cadence(steps_per_epoch, config.log_every_steps, config.eval_every_epochs,
+                      config.checkpoint_every_epochs, validating=val_size > 0)
+    timer = budget.TimeBudget(plan, clock)
 
     def step_fn(step, total_steps):  # The first low_res_stage.fraction of the steps see smaller images.
-      switch = plan.low_res_steps() if plan is not None else budget.low_res_steps(low_res['fraction'], total_steps)
+      switch = (timer.plan.low_res_steps() if timer.plan is not None
+                else budget.low_res_steps(low_res['fraction'], total_steps))
       return low_res_step if step < switch else train_step
 
     def measure(step, state, low_res_seconds):
@@ -267,9 +264,9 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
 
     def replan(step, state, first=False):
       # The plan adds the last step's evaluation and checkpoint where the new end falls, not at the old one.
-      total = plan.replan(step=step, elapsed=elapsed(),
-                          evaluates=lambda s: val_size > 0 and periodic(s, config.eval_every_epochs),
-                          checkpoints=lambda s: periodic(s, config.checkpoint_every_epochs))
+      plan = timer.plan
+      total = plan.replan(step=step, elapsed=elapsed(), evaluates=cadence.periodic_evaluation,
+                          checkpoints=cadence.periodic_checkpoint)
       if jax.process_count() > 1:  # The hosts' clocks differ: all follow the first host's plan.
         total = plan.total_steps = int(multihost_utils.broadcast_one_to_all(np.int32(total)))
       if first and total <= warmup_steps:
@@ -277,19 +274,40 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
                           f'{plan.step_seconds:.3g} s, not more than the warmup ({warmup_steps}); raise it or '
                           'shorten config.schedule.warmup_epochs.')
       progress.total = total
+      if is_main:
+        metrics_log.write({'step': step, 'plan' if first else 'replan': dataclasses.asdict(plan)})
       return total, steps.with_total_steps(state, total, mesh)
+
+    def log(step, metrics):
+      """Writes the logged step's record (throughput since the last one); FloatingPointError where it diverged."""
+      nonlocal last_log
+      metrics = jax.device_get(metrics)
+      if not (np.isfinite(metrics['loss']) and np.isfinite(metrics['grad_norm'])):
+        raise FloatingPointError(f'the loss or gradient norm is not finite at step {step}; lower config.optim.lr '
+                                 'or set config.optim.grad_clip_norm.')
+      now = clock()
+      record = {'step': step, 'epoch': step / steps_per_epoch, **{k: float(v) for k, v in metrics.items()},
+                'elapsed_seconds': elapsed()}
+      if last_log is not None:
+        record['images_per_sec_per_device'] = ((step - last_log[0]) * config.batch_size
+                                               / (now - last_log[1]) / jax.device_count())
+      last_log = (step, now)
+      progress.set_postfix(loss=f'{record["loss"]:.3f}', lr=f'{record["lr"]:.2e}')
+      if is_main:
+        metrics_log.write(record)
+      return metrics
 
     # ------------------------------------------------------------------ loop
     progress = tqdm(total=None if total_steps == steps.UNPLANNED else total_steps, initial=start_step,
                     disable=not (is_main and config.progress_bar), unit='step', dynamic_ncols=True)
-    step, last_log, metrics, step_times, data_waits = start_step, None, None, [], []
+    step, last_log, metrics, data_waits = start_step, None, None, []
     inputs = feed.train_inputs(start_step)  # The batches of steps start_step + 1, ...
-    mark = None  # (step, time) where the plan's step times were last checked; not before a first step (compiling).
     with stop.deferred() if stop is not None else contextlib.nullcontext():  # Signals: at the end of a step.
-      if step and evaluates(step) and step not in evaluated:
+      if step and cadence.evaluates(step, total_steps) and step not in evaluated:
         run_eval(state, step)  # Stopped during this evaluation: do it now.
       try:
         while step < total_steps:
+          # data -> step
           calibrating = total_steps == steps.UNPLANNED
           t = clock()
           batch = next(inputs)
@@ -299,58 +317,45 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
             state, metrics = step_fn(step, total_steps)(state, *batch, *objective_args)
             if calibrating:
               jax.block_until_ready(metrics)
-              step_times.append(clock() - t)
+              timer.time_calibration_step(clock() - t)
             elif in_flight is not None:  # Keep one step queued: progress shows finished steps.
               jax.block_until_ready(in_flight)
           step += 1
           progress.update()
-          if mark is None and plan is not None:
+          if timer.needs_mark():
             jax.block_until_ready(metrics)
-            mark = (step, clock())
-          if step % config.log_every_steps == 0 or step == total_steps:
-            metrics = jax.device_get(metrics)
-            if not (np.isfinite(metrics['loss']) and np.isfinite(metrics['grad_norm'])):
-              raise FloatingPointError(f'the loss or gradient norm is not finite at step {step}; lower config.optim.lr '
-                                       'or set config.optim.grad_clip_norm.')
-            now = clock()
-            record = {'step': step, 'epoch': step / steps_per_epoch, **{k: float(v) for k, v in metrics.items()},
-                      'elapsed_seconds': elapsed()}
-            if last_log is not None:
-              record['images_per_sec_per_device'] = ((step - last_log[0]) * config.batch_size
-                                                     / (now - last_log[1]) / jax.device_count())
-            last_log = (step, now)
-            progress.set_postfix(loss=f'{record["loss"]:.3f}', lr=f'{record["lr"]:.2e}')
-            if is_main:
-              metrics_log.write(record)
-          if calibrating and len(step_times) == budget.CALIBRATION_STEPS:
-            plan = measure(step, state, float(np.median(step_times[1:])))
+            timer.set_mark(step)
+          if cadence.logs(step, total_steps):
+            metrics = log(step, metrics)
+          # the time budget: a first plan once calibrated, then redone at every logged, saved or evaluated step
+          if calibrating and timer.calibrated():
+            timer.plan = measure(step, state, timer.calibration_seconds())
             total_steps, state = replan(step, state, first=True)
             if is_main:
-              metrics_log.write({'step': step, 'plan': dataclasses.asdict(plan)})
               tqdm.write(f'Planned {total_steps} steps ({total_steps / steps_per_epoch:.3g} epochs) in '
                          f'{config.total_seconds:g} s.')
-            last_log, mark = None, (step, clock())  # Planning time is not training throughput.
-          checkpointing = due(step, config.checkpoint_every_epochs) or evaluates(step)
-          replanning = mark is not None and step < total_steps and (checkpointing or step % config.log_every_steps == 0)
+            last_log = None  # Planning time is not training throughput.
+            timer.set_mark(step)
+          checkpointing, evaluating = cadence.checkpoints(step, total_steps), cadence.evaluates(step, total_steps)
+          replanning = timer.replans(step, total_steps, checkpointing or step % config.log_every_steps == 0)
           if replanning:  # Redo the plan with the times measured since the last one.
             jax.block_until_ready(metrics)
-            plan.rescale(first=mark[0], last=step, seconds=clock() - mark[1])
+            timer.rescale(step)
+          # checkpoint -> evaluate
           if checkpointing:
             t = clock()
             checkpoints.save_latest(step, state)  # Before evaluating: a stop during it does not lose it.
             if replanning:
-              plan.checkpoint_seconds = clock() - t
-          if evaluates(step):
+              timer.plan.checkpoint_seconds = clock() - t
+          if evaluating:
             t = clock()
             run_eval(state, step)
             last_log = None  # Evaluation time is not training throughput.
             if replanning:
-              plan.eval_seconds = clock() - t
+              timer.plan.eval_seconds = clock() - t
           if replanning:
             total_steps, state = replan(step, state)
-            if is_main:
-              metrics_log.write({'step': step, 'replan': dataclasses.asdict(plan)})
-            mark = (step, clock())
+            timer.set_mark(step)
           if on_step is not None:
             on_step(step)
           if stop is not None and stop.requested and step < total_steps:
@@ -372,7 +377,7 @@ def _train_and_evaluate(config, workdir: str, *, on_step, stop, resume_with_chan
       records = metrics_log.read()
       chosen = next((r['val_accuracy'] for r in records if r['step'] == chosen_step and 'val_accuracy' in r), None)
       summary = {'steps': step, 'epochs': step / steps_per_epoch, 'train_seconds': round(train_seconds, 2),
-                 'plan': plan and dataclasses.asdict(plan), 'tested_step': chosen_step, 'val_accuracy': chosen,
+                 'plan': timer.plan and dataclasses.asdict(timer.plan), 'tested_step': chosen_step, 'val_accuracy': chosen,
                  'num_val_images': val_size, 'data_wait': _data_wait(data_waits[1:], train_seconds - seconds_before),
                  'devices': jax.device_count(),
                  'device_kind': jax.devices()[0].device_kind, 'data': config.data.source}
