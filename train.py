@@ -68,8 +68,8 @@ def main(argv):
     import jax
     from vit_jax.cache import compilation_cache_dir
     from vit_jax.data import DataError
-    from vit_jax.train import ConfigError, train_and_evaluate
-    from vit_jax.validate import check_config
+    from vit_jax.training.loop import ConfigError, train_and_evaluate
+    from vit_jax.training.validate import check_config
 
     check_config(FLAGS.config)  # Before JAX starts: cpu_devices must be set before it does.
     if FLAGS.config.get('cpu_devices'):

@@ -16,7 +16,7 @@ the first share of the steps on 16x16 images (antialiased resize; timm
 resizes the position embedding); validation on the same 5,000 held-out
 images every `--eval-every-epochs`, the best one tested once with flips.
 The step count is planned to fill `--seconds` of training (compilation,
-steps and evaluations), with vit_jax.budget's planner, replanned every 50
+steps and evaluations), with vit_jax.training.budget's planner, replanned every 50
 steps and at each evaluation, as train.py does. Prints one JSON line;
 --out writes it too. The recipe's values are written out here, as a
 PyTorch user would; tests/test_cpu_race.py checks
@@ -38,7 +38,8 @@ import torch.nn.functional as F
 from record import CIFAR10_JPEG, ROOT, provenance, time_of, write_record
 
 sys.path.insert(0, ROOT)
-from vit_jax import budget, data  # noqa: E402  (pure numpy / Python: no JAX is imported)
+from vit_jax import data  # noqa: E402  (pure numpy / Python: no JAX is imported)
+from vit_jax.training import budget
 
 MEAN, STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
 CROP_PADDING, LABEL_SMOOTHING, LOW_RES_SIZE = 0, 0.1, 16
@@ -59,7 +60,7 @@ def orthogonalize(g: torch.Tensor, steps: int = 5) -> torch.Tensor:
 
 class Muon(torch.optim.Optimizer):
   """torch.optim.Muon's update (Nesterov momentum, orthogonalised, decoupled decay) in float32, scaled to the RMS
-  rms * lr (rms 0.2: AdamW's, torch.optim.Muon's 'match_rms_adamw'), as vit_jax.optim.muon. A group's `parts`
+  rms * lr (rms 0.2: AdamW's, torch.optim.Muon's 'match_rms_adamw'), as vit_jax.training.optim.muon. A group's `parts`
   splits each matrix into that many along its output axis, orthogonalized apart (a fused qkv weight: 3)."""
 
   def __init__(self, params, lr: float, weight_decay: float, rms: float, ns_steps: int, momentum: float = 0.95):
@@ -88,7 +89,7 @@ def build(args):
 
 def muon_and_adam(model, lr: float, weight_decay: float, muon_rms: float = 0.2,
                    ns_steps: int = 5) -> list[torch.optim.Optimizer]:
-  """As vit_jax.optim.muon (optax.contrib.muon): Muon with weight decay on every matrix (the blocks' and the
+  """As vit_jax.training.optim.muon (optax.contrib.muon): Muon with weight decay on every matrix (the blocks' and the
   head's; each qkv weight as q, k and v), Adam without decay on the rest (optax's adam_weight_decay=0)."""
   qkv = [block.attn.qkv.weight for block in model.blocks]
   matrices = [p for p in model.parameters() if p.ndim == 2 and all(p is not w for w in qkv)]

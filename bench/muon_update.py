@@ -3,7 +3,7 @@ r"""Muon's optimizer update of cpu_quick's parameters, split over the devices or
     python bench/muon_update.py                  # 1 and 2 CPU devices; leafwise, stacked, split; alternated
     python bench/muon_update.py --rounds 3 --out results/muon_update_cpu.json
 
-One update of `vit_jax.optim.muon` for the parameters of configs/cpu_quick.py's
+One update of `vit_jax.training.optim.muon` for the parameters of configs/cpu_quick.py's
 ViT (16 matrices in 4 shapes and a head; Adam for the rest), jitted as in
 the train step, parameters and gradients replicated over a mesh of D CPU
 devices. 'leafwise': optax.contrib.muon on the matrices one by one (the
@@ -29,7 +29,8 @@ import os, sys, time
 os.environ['XLA_FLAGS'] = f'--xla_force_host_platform_device_count={sys.argv[1]}'
 import jax, ml_collections, numpy as np, optax
 from flax import nnx
-from vit_jax import optim, steps, xla_flags
+from vit_jax import xla_flags
+from vit_jax.training import optim, steps
 from vit_jax.models import ViT, ViTConfig
 xla_flags.use_fast_cpu_flags()
 mesh = steps.make_mesh()

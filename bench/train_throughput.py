@@ -6,7 +6,7 @@ r"""Train-step throughput of a ViT (DeiT-Ti/4 by default): vit_jax vs timm, eage
 
 Three sides, each timed in its own process (their CPU thread pools must not
 share one), in rounds that alternate them (A B C A B C ...); the medians count:
-  vit_jax       the library's own jitted train step (vit_jax.steps), with
+  vit_jax       the library's own jitted train step (vit_jax.training.steps), with
                 train.py's XLA options (vit_jax.xla_flags): crop + flip on the
                 device, forward, backward, AdamW, parameters donated;
   timm          timm's VisionTransformer of identical shape, torch AdamW, the
@@ -55,7 +55,7 @@ def bench_jax(args) -> dict:
   from flax import nnx
 
   from configs import deit_ti
-  from vit_jax import losses, optim, steps
+  from vit_jax.training import losses, optim, steps
   from vit_jax.data import augment
   from vit_jax.models import ViT, ViTConfig
 
@@ -98,7 +98,7 @@ def bench_timm(args, compile_: bool) -> dict:
                             num_classes=s['num_classes'], class_token=args.pool == 'cls',
                             global_pool='token' if args.pool == 'cls' else 'avg',
                             dynamic_img_size=args.image_size != s['image_size']).to(device)
-  if args.optimizer == 'muon':  # As vit_jax.optim.muon: Muon on the matrices, AdamW on the rest.
+  if args.optimizer == 'muon':  # As vit_jax.training.optim.muon: Muon on the matrices, AdamW on the rest.
     from cpu_recipe_torch import muon_and_adam
     optimizers = muon_and_adam(model, lr=1e-3, weight_decay=0.05)
   else:

@@ -47,8 +47,8 @@ def get_config() -> ml_collections.ConfigDict:
   # A name from vit_jax.models.PRESETS and the fields it changes (ViTConfig; stem: 'patch', 'conv' or 'resnet');
   # the other fields are unset (the preset's) and can be set too: --config.model.stem_width=32.
   config.model = model_section('deit_tiny', patch_size=4, stem='patch', drop_path=0.1, dropout=0.0, dtype='bfloat16')
-  config.loss = 'softmax_xent'  # vit_jax.losses.LOSSES
-  # Distillation from a trained teacher (vit_jax.distill): '' trains without one.
+  config.loss = 'softmax_xent'  # vit_jax.training.losses.LOSSES
+  # Distillation from a trained teacher (vit_jax.training.distill): '' trains without one.
   config.distill = dict(teacher_workdir='', kind='hard', temperature=1.0, alpha=0.5)
   # Fine-tuning: weights to start from (vit_jax.convert.load_file: timm .safetensors/.pth, Google ViT .npz).
   config.init = dict(weights='')
@@ -73,7 +73,7 @@ def get_config() -> ml_collections.ConfigDict:
   config.total_steps = 0  # Or the number of steps;
   config.total_seconds = 0.0  # or a wall-clock budget (steps planned from the measured speed). Give exactly one.
   config.optim = dict(
-      name='adamw',  # vit_jax.optim.OPTIMIZERS: 'adamw', 'sgd' (momentum, nesterov) or 'muon'.
+      name='adamw',  # vit_jax.training.optim.OPTIMIZERS: 'adamw', 'sgd' (momentum, nesterov) or 'muon'.
       lr=5e-4,  # Per lr_base_batch_size images; the peak is lr * batch_size / lr_base_batch_size.
       lr_base_batch_size=512,
       weight_decay=0.05,

@@ -20,6 +20,7 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
 import tempfile
 import threading
@@ -58,7 +59,6 @@ class _Actor:
 
 CONNECT_SECONDS = 10.0  # A cluster address must answer within this (TCP, then HTTP/2: Ray's GCS speaks gRPC).
 JOIN_SECONDS = 120.0  # ray.init as a whole: joining, or starting a local cluster.
-_RAY_THREAD_DONE = threading.Event()  # Set by stop_ray: the thread that ran ray.init may end.
 HTTP2_PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + an empty SETTINGS frame.
 
 
@@ -69,11 +69,14 @@ def start_ray(address: str | None):
 
   Bounded: an address that does not answer as a Ray cluster within
   CONNECT_SECONDS, or a join not done within JOIN_SECONDS, is one
-  EngineError naming the address and the likely cause. ray.init runs in a
-  thread, so Ctrl-C and SIGTERM act at once (KeyboardInterrupt) and Ray
-  installs no signal handler of its own."""
+  EngineError naming the address and the likely cause; ray.init joins a
+  given address from a thread, so Ctrl-C and SIGTERM act at once
+  (KeyboardInterrupt). A local cluster is started from this (the main)
+  thread: its processes get Linux's parent-death signal when the thread
+  that started them ends."""
   address = address or os.environ.get('RAY_ADDRESS') or None
-  if address and address != 'auto':
+  remote = bool(address) and address != 'auto'
+  if remote:
     _probe(address)
     _use_local_token()  # Before Ray is imported: it reads its settings once.
   try:
@@ -84,37 +87,55 @@ def start_ray(address: str | None):
   os.environ.setdefault('RAY_USAGE_STATS_ENABLED', '0')
   logging.getLogger('ray').setLevel(logging.ERROR)
   _RAY_NOTES.divert()
-  joined, failure = threading.Event(), []
-  _RAY_THREAD_DONE.clear()
-
-  def join():
-    try:
-      ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
-               configure_logging=True)
-    except BaseException as e:  # ConnectionError, a bad address, a cluster of another version: one line.
-      failure.append(e)
-    joined.set()
-    # A local cluster's processes die with the *thread* that started them (Linux's parent-death signal):
-    # this one lives until stop_ray.
-    _RAY_THREAD_DONE.wait()
-  threading.Thread(target=join, name='seg_bridge-ray-init', daemon=True).start()
   try:
-    if not joined.wait(JOIN_SECONDS):
-      raise EngineError(f'joining Ray at {address or "a local cluster"!r} did not finish within {JOIN_SECONDS:g} s; '
-                        f"Ray's log: {_RAY_NOTES.path}.")
+    failure = _join_from_thread(ray, address) if remote else _init(ray, address)
   except BaseException:
     _RAY_NOTES.restore(keep=True)
     raise
-  if failure:
+  if failure is not None:
     _RAY_NOTES.restore(keep=True)
     raise EngineError(f'cannot start or join Ray at {address or "a local cluster"!r} '
-                      f'({_ray_reason(failure[0], address)}).') from None
+                      f'({_ray_reason(failure, address)}).')
   for name in ('ray', 'ray.data'):  # Ray Data configures its own logger: its notes are not the user's.
     logging.getLogger(name).setLevel(logging.ERROR)
   context = ray.data.DataContext.get_current()
   context.enable_progress_bars = False
   context.print_on_execution_start = False
   return ray
+
+
+def _init(ray, address: str | None) -> BaseException | None:
+  """ray.init here; its failure, or None. ray.init makes SIGTERM exit at
+  once: the command's own handler comes back after it (it says what was kept)."""
+  main = threading.current_thread() is threading.main_thread()  # Only it has signal handlers.
+  on_sigterm = signal.getsignal(signal.SIGTERM) if main else None
+  try:
+    ray.init(address=address, include_dashboard=False, logging_level=logging.ERROR, log_to_driver=False,
+             configure_logging=True)
+  except Exception as e:  # ConnectionError, a cluster of another version: one line.
+    return e
+  finally:
+    if main:
+      signal.signal(signal.SIGTERM, on_sigterm)
+  return None
+
+
+def _join_from_thread(ray, address: str) -> BaseException | None:
+  """_init from a thread, waited for at most JOIN_SECONDS (interruptible)."""
+  done, failure = threading.Event(), []
+
+  def join():
+    try:
+      failure.append(_init(ray, address))
+    except BaseException as e:  # Whatever ends it, the caller hears of it.
+      failure.append(e)
+    finally:
+      done.set()
+  threading.Thread(target=join, name='seg_bridge-ray-join', daemon=True).start()
+  if not done.wait(JOIN_SECONDS):
+    raise EngineError(f'joining Ray at {address!r} did not finish within {JOIN_SECONDS:g} s; '
+                      f"Ray's log: {_RAY_NOTES.path}.")
+  return failure[0]
 
 
 def _probe(address: str) -> None:
@@ -220,7 +241,6 @@ def stop_ray(keep_log: bool = False) -> None:
     _RAY_NOTES.hold_all()  # ray.shutdown() prints the notes its deduplication held back, from this thread.
     ray.shutdown()
   finally:
-    _RAY_THREAD_DONE.set()
     _RAY_NOTES.restore(keep=keep_log)
 
 

@@ -44,7 +44,7 @@ def jpeg_folder(tmp_path_factory):
 @pytest.fixture(scope='session')
 def finished_run(tmp_path_factory):
   """The work directory of a finished one-epoch run of the tiny config, for the tools that read runs."""
-  from vit_jax import train
+  from vit_jax.training import loop as train
   workdir = tmp_path_factory.mktemp('finished_run')
   train.train_and_evaluate(tiny_config(total_epochs=1, **{'aug.randaugment_layers': 0}), str(workdir))
   return workdir

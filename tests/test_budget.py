@@ -9,7 +9,8 @@ from flax import nnx
 
 from conftest import tiny_config
 from test_train import train_until_interrupted
-from vit_jax import budget, data, optim, steps, train
+from vit_jax import data
+from vit_jax.training import budget, loop as train, optim, steps
 
 
 def test_the_plan_fits_steps_evaluations_and_checkpoints_in_the_budget():
@@ -177,7 +178,7 @@ def test_replanning_corrects_the_stage_that_was_measured():
 
 
 def test_the_cadence_logs_evaluates_and_checkpoints_at_epoch_ends_and_the_last_step():
-  from vit_jax.cadence import Cadence
+  from vit_jax.training.cadence import Cadence
   cadence = Cadence(steps_per_epoch=10, log_every_steps=4, eval_every_epochs=2, checkpoint_every_epochs=1,
                     validating=True)
   assert [s for s in range(1, 36) if cadence.logs(s, 35)] == [4, 8, 12, 16, 20, 24, 28, 32, 35]

@@ -8,8 +8,9 @@ import pytest
 from flax import nnx
 
 from configs import FROM_DATA, model_section
-from vit_jax import models, train
-from vit_jax.validate import check_config
+from vit_jax import models
+from vit_jax.training import loop as train
+from vit_jax.training.validate import check_config
 
 CONFIGS = sorted(p.stem for p in (pathlib.Path(__file__).parent.parent / 'configs').glob('*.py') if p.stem != '__init__')
 VARIANTS = [(name, None) for name in CONFIGS if name != 'writeup_b'] + [

@@ -6,9 +6,10 @@ import pytest
 from flax import nnx
 
 from tests.tiny_train_config import tiny_config
-from vit_jax import convert, train
+from vit_jax import convert
+from vit_jax.training import loop as train
 from vit_jax.models import ViT, ViTConfig
-from vit_jax.validate import ConfigError
+from vit_jax.training.validate import ConfigError
 
 torch = pytest.importorskip('torch')
 from timm.models import vision_transformer as timm_vit  # noqa: E402

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from tiny_train_config import FIXTURE
-from vit_jax import optim
+from vit_jax.training import optim
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -62,7 +62,7 @@ def test_muon_takes_every_matrix_and_adam_the_rest_as_vit_jax_does(recipe):
   assert in_muon | in_adam == {id(p) for p in model.parameters()} and not in_muon & in_adam
   assert in_muon == {id(p) for p in model.parameters() if p.ndim == 2}  # The blocks' matrices and the head's.
   split = {id(p) for group in muon.param_groups if group['parts'] == 3 for p in group['params']}
-  assert split == {id(block.attn.qkv.weight) for block in model.blocks}  # q, k, v apart (vit_jax.optim.FUSED_MATRICES).
+  assert split == {id(block.attn.qkv.weight) for block in model.blocks}  # q, k, v apart (vit_jax.training.optim.FUSED_MATRICES).
   assert optim.FUSED_MATRICES == {'qkv': 3}
   before = [p.detach().clone() for p in model.parameters()]
   torch.nn.functional.cross_entropy(model(torch.randn(4, 3, 16, 16)), torch.tensor([0, 1, 2, 3])).backward()

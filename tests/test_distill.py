@@ -10,9 +10,9 @@ import pytest
 from flax import nnx
 
 from tests.tiny_train_config import tiny_config
-from vit_jax import distill, losses, train
+from vit_jax.training import distill, loop as train, losses
 from vit_jax.models import create_model
-from vit_jax.validate import ConfigError
+from vit_jax.training.validate import ConfigError
 
 TINY_RESNET = dict(name='resnet18', width=8, stage_sizes=(1, 1), dtype='float32')
 

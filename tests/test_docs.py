@@ -7,7 +7,6 @@ every file in results/ is indexed, and every relative link points at a file."""
 
 import concurrent.futures
 import os
-import pathlib
 import re
 import shutil
 import subprocess

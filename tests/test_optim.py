@@ -14,7 +14,7 @@ import pytest
 from flax import nnx
 
 from conftest import ROOT
-from vit_jax import optim
+from vit_jax.training import optim
 from vit_jax.models import ViT, ViTConfig
 
 
@@ -115,7 +115,7 @@ def is_qkv(path) -> bool:
 
 
 def muon_reference(**options):
-  """optax's Muon as vit_jax.optim.muon composes it, on the matrices one by one, a qkv kernel [D, 3D] given as
+  """optax's Muon as vit_jax.training.optim.muon composes it, on the matrices one by one, a qkv kernel [D, 3D] given as
   [D, 3, D] (`qkv_apart`): optax orthogonalizes along its batch axis 1, q, k and v apart."""
   def dimension_numbers(params):
     return jax.tree_util.tree_map_with_path(
@@ -172,7 +172,7 @@ import json, os
 os.environ['XLA_FLAGS'] = '--xla_force_host_platform_device_count=2'
 import jax, jax.numpy as jnp, ml_collections, numpy as np
 from flax import nnx
-from vit_jax import optim, steps
+from vit_jax.training import optim, steps
 from vit_jax.models import ViT, ViTConfig
 mesh = steps.make_mesh()
 params = jax.device_put(nnx.state(ViT(ViTConfig(dim=32, depth=3, num_heads=2), rngs=nnx.Rngs(0)), nnx.Param),

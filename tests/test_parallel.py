@@ -22,7 +22,7 @@ if num_processes > 1:
   jax.config.update('jax_cpu_collectives_implementation', 'gloo')
   jax.distributed.initialize(f'localhost:{port}', num_processes, process_id)
 from conftest import tiny_config
-from vit_jax import train
+from vit_jax.training import loop as train
 rate = 1 + overrides.pop('clock_rate_per_process', 0) * process_id  # Hosts whose clocks disagree.
 config = tiny_config(**{'total_epochs': 1, 'batch_size': 80, 'eval_batch_size': 40, 'log_every_steps': 1,
                         'model.dropout': 0.1, 'model.drop_path': 0.1, 'aug.randaugment_layers': 2,
@@ -84,7 +84,7 @@ def test_eight_devices_and_two_hosts_give_the_same_losses_as_one_device(tmp_path
 
 @pytest.mark.slow  # Two trainings in their own processes.
 def test_muon_split_over_eight_devices_trains_like_one_device(tmp_path):
-  # Each device orthogonalizes a share of the matrices (vit_jax.optim.stacked_matrices); uneven shares here.
+  # Each device orthogonalizes a share of the matrices (vit_jax.training.optim.stacked_matrices); uneven shares here.
   muon = {'optim.name': 'muon', 'optim.lr': 2e-3}
   runs = [start(tmp_path / 'one', local_devices=1, overrides=muon), start(tmp_path / 'eight', local_devices=8,
                                                                            overrides=muon)]

@@ -170,9 +170,9 @@ def test_more_workers_than_inputs_start_no_idle_actors_and_print_only_the_comman
 
 
 @pytest.mark.slow  # A local Ray: about twenty seconds.
-def test_a_local_cluster_outlives_the_thread_that_started_it():
+def test_a_local_cluster_stays_up_for_the_whole_run():
   """Ray's local processes get Linux's parent-death signal when the *thread*
-  that ran ray.init ends: start_ray's thread lives until stop_ray."""
+  that ran ray.init ends: start_ray starts a local cluster from the main thread."""
   import tempfile
   script = ('import time; from seg_bridge import engines\n'
             'ray = engines.start_ray(None)\n'

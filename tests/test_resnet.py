@@ -6,7 +6,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from vit_jax import losses, optim, steps
+from vit_jax.training import losses, optim, steps
 from vit_jax.data import augment
 from vit_jax.models import create_model
 from tests.tiny_train_config import tiny_config

@@ -12,8 +12,9 @@ import pytest
 from conftest import tiny_config
 from test_train import train_until_interrupted
 from tiny_train_config import FIXTURE
-from vit_jax import data, train
-from vit_jax.validate import ConfigError
+from vit_jax import data
+from vit_jax.training import loop as train
+from vit_jax.training.validate import ConfigError
 
 
 def test_the_held_out_images_do_not_depend_on_the_others():

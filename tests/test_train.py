@@ -12,7 +12,7 @@ from flax import nnx
 from PIL import Image
 
 from conftest import ROOT, tiny_config
-from vit_jax import checkpoint, train
+from vit_jax.training import checkpoint, loop as train
 
 
 @pytest.fixture(scope='module')

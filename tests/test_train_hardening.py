@@ -21,7 +21,7 @@ import pytest
 from flax import nnx
 
 from conftest import ROOT, tiny_config
-from vit_jax import checkpoint, train
+from vit_jax.training import checkpoint, loop as train
 from vit_jax.data import DataError
 
 CONFIG = 'tests/tiny_train_config.py'

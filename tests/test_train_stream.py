@@ -14,7 +14,7 @@ pytest.importorskip('grain')
 from conftest import tiny_config  # noqa: E402
 from test_train import final_state, train_until_interrupted  # noqa: E402
 from tiny_train_config import FIXTURE  # noqa: E402
-from vit_jax import train  # noqa: E402
+from vit_jax.training import loop as train  # noqa: E402
 from vit_jax.data import feeds  # noqa: E402
 
 

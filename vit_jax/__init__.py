@@ -10,8 +10,8 @@ tools around it.
 
 The names load their modules on first use: `import vit_jax` imports no JAX.
 Where things are: models/ (architectures by name), data/ (data sets, in
-memory or streamed), train.py (the loop) with steps, optim, losses,
-budget, checkpoint, resume and report beside it.
+memory or streamed), training/ (the loop and its parts: steps, optim,
+losses, budget, checkpoint, resume, report).
 """
 
 from __future__ import annotations
@@ -23,12 +23,12 @@ _PUBLIC = {  # name: (module, attribute)
     'PRESETS': ('vit_jax.models', 'PRESETS'),
     'ViT': ('vit_jax.models', 'ViT'),
     'ViTConfig': ('vit_jax.models', 'ViTConfig'),
-    'train_and_evaluate': ('vit_jax.train', 'train_and_evaluate'),
+    'train_and_evaluate': ('vit_jax.training.loop', 'train_and_evaluate'),
     'load_run': ('vit_jax.inference', 'load_run'),
     'Classifier': ('vit_jax.inference', 'Classifier'),
     'load_data': ('vit_jax.data', 'load'),
     'DataError': ('vit_jax.data', 'DataError'),
-    'ConfigError': ('vit_jax.validate', 'ConfigError'),
+    'ConfigError': ('vit_jax.training.validate', 'ConfigError'),
 }
 __all__ = sorted(_PUBLIC)
 

@@ -87,7 +87,7 @@ def main(argv: list[str]) -> int:
   from vit_jax.images import ImageError, load_image
   from vit_jax import models
   from vit_jax.data import augment
-  from vit_jax.checkpoint import model_of_run
+  from vit_jax.training.checkpoint import model_of_run
   try:
     model, config = model_of_run(args.workdir)
     if not isinstance(model, models.ViT):

@@ -217,7 +217,7 @@ def main(argv: list[str]) -> int:
     return 2
   from absl import logging
 
-  from vit_jax.checkpoint import model_of_run
+  from vit_jax.training.checkpoint import model_of_run
   logging.set_verbosity(logging.ERROR)
   try:
     model, _ = model_of_run(argv[0])

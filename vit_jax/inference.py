@@ -19,7 +19,7 @@ import jax
 import numpy as np
 from flax import nnx
 
-from vit_jax.checkpoint import model_of_run
+from vit_jax.training.checkpoint import model_of_run
 from vit_jax.data.augment import normalize
 from vit_jax.images import resize_square
 

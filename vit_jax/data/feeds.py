@@ -29,7 +29,7 @@ from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
 from vit_jax.data import memory
-from vit_jax import steps
+from vit_jax.training import steps
 from vit_jax.data import DataError
 
 SAMPLE = 32  # Test images kept for the report's pictures.
@@ -168,7 +168,7 @@ class Streamed:
 
 
 def _check_val_size(val_size: int, num_train: int) -> None:
-  from vit_jax.validate import ConfigError
+  from vit_jax.training.validate import ConfigError
   if val_size >= num_train:
     raise ConfigError(f'config.data.val_size={val_size} holds out all {num_train} training images; lower it (0: '
                       'no validation split).')

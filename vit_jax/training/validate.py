@@ -11,7 +11,8 @@ import json
 import math
 from numbers import Integral, Real
 
-from vit_jax import losses, models, optim
+from vit_jax import models
+from vit_jax.training import losses, optim
 
 
 class ConfigError(ValueError):

@@ -25,8 +25,8 @@ import jax.numpy as jnp
 import optax
 from flax import nnx
 
-from vit_jax.checkpoint import model_of_run
-from vit_jax.validate import ConfigError
+from vit_jax.training.checkpoint import model_of_run
+from vit_jax.training.validate import ConfigError
 
 KINDS = ('hard', 'soft')
 
@@ -60,7 +60,7 @@ def load_teacher(workdir: str, *, num_classes: int, mean, std) -> Teacher:
 
 def objective(teacher_graphdef, loss, *, kind: str, temperature: float, alpha: float):
   """objective(model, inputs, targets, rngs, teacher_variables) -> (mean loss,
-  logits [B, K]) for vit_jax.steps.make_train_step."""
+  logits [B, K]) for vit_jax.training.steps.make_train_step."""
   if kind not in KINDS:
     raise ValueError(f"distill kind must be 'hard' or 'soft', got {kind!r}.")
 

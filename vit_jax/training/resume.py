@@ -19,7 +19,7 @@ import json
 import os
 
 from vit_jax.files import atomic_write
-from vit_jax.validate import ConfigError, config_changes
+from vit_jax.training.validate import ConfigError, config_changes
 
 DATA_FILE = 'data.json'
 

@@ -1,10 +1,12 @@
 """The training state and the jitted train and eval steps, data-parallel.
 
 Parallelism is declared: a 1-D device mesh ('data',) over every device of
-every host; the batch is sharded over it, parameters and the data set are
-replicated, and jit inserts the gradient all-reduce (the modern pmap).
-The data set lives on the devices: a step picks its batch itself from the
-epoch's permutation (kept in the state), so the host feeds nothing per step.
+every host; the batch is sharded over it, parameters are replicated, and
+jit inserts the gradient all-reduce (the modern pmap). With data in memory
+(`in_memory`) the data set is replicated on the devices and a step picks
+its batch itself from the epoch's permutation (kept in the state): the host
+feeds nothing per step. Streamed, the step gets each batch as an array
+sharded over the mesh (vit_jax.data.feeds).
 The steps take resolved values and callables (the augmentation, the
 objective, the learning rate), not the run's config.
 """
@@ -99,10 +101,10 @@ def make_train_step(graphdef, tx, learning_rate, objective, augment_batch, *, ba
   augment_batch(key, images uint8 [B, H, W, 3], labels [B]) -> (inputs
     float32 [B, H, W, 3], targets [B, K]);
   objective(model, inputs, targets, rngs, *objective_args) -> (mean loss,
-    logits [B, K]) (vit_jax.losses.objective; vit_jax.distill.objective,
+    logits [B, K]) (vit_jax.training.losses.objective; vit_jax.training.distill.objective,
     whose argument is the teacher's variables);
   learning_rate(step, total_steps) scales `tx`'s updates for a learning
-    rate of 1 (see vit_jax.optim).
+    rate of 1 (see vit_jax.training.optim).
   With `image_size` the augmented batch is resized to it (antialiased)
   before the model.
   """

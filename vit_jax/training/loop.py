@@ -1,6 +1,6 @@
 """The training loop: data -> model -> optimizer -> steps -> checkpoints -> report.
 
-    from vit_jax import train
+    from vit_jax.training import loop as train
     report = train.train_and_evaluate(config, workdir='workdirs/run1')
 
 A run started again in the same work directory resumes from its latest
@@ -9,7 +9,7 @@ uninterrupted run. Ctrl-C (or SIGTERM, through train.py) saves a checkpoint
 before stopping.
 
 The run's length is given in epochs, steps or seconds (`total_seconds`: the
-step count is planned from the measured step time; see vit_jax.budget).
+step count is planned from the measured step time; see vit_jax.training.budget).
 Evaluations during training use a held-out part of the training set
 (`data.val_size` images) and choose the best checkpoint; the test split is
 evaluated once, at the end, with the best parameters.
@@ -33,13 +33,14 @@ from flax import nnx
 from jax.experimental import multihost_utils
 from tqdm import tqdm
 
-from vit_jax import attention, budget, convert, distill, losses, models, optim, report, resume, steps
+from vit_jax import attention, convert, models
+from vit_jax.training import budget, distill, losses, optim, report, resume, steps
 from vit_jax.data import augment, feeds
-from vit_jax.cadence import Cadence
-from vit_jax.checkpoint import Checkpoints, saved_steps
+from vit_jax.training.cadence import Cadence
+from vit_jax.training.checkpoint import Checkpoints, saved_steps
 from vit_jax.files import Busy, atomic_write, hold_lock
 from vit_jax.interrupts import Interrupted, StopRequest
-from vit_jax.validate import ConfigError, check_config, check_schedule
+from vit_jax.training.validate import ConfigError, check_config, check_schedule
 
 
 def _schedule_steps(config, steps_per_epoch: int) -> tuple[int | None, int]:
