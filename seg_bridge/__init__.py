@@ -15,7 +15,7 @@ modules on first use: `import seg_bridge` imports neither torch nor JAX.
 
 from __future__ import annotations
 
-import importlib
+from vit_jax import lazy
 
 _PUBLIC = {  # name: (module, attribute)
     'build': ('seg_bridge.build', 'build'),
@@ -29,15 +29,4 @@ _PUBLIC = {  # name: (module, attribute)
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str):
-  if name not in _PUBLIC:
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-  module, attribute = _PUBLIC[name]
-  value = getattr(importlib.import_module(module), attribute)
-  globals()[name] = value
-  return value
-
-
-def __dir__():
-  return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy.exports(globals(), _PUBLIC)

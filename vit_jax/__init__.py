@@ -16,7 +16,7 @@ losses, budget, checkpoint, resume, report).
 
 from __future__ import annotations
 
-import importlib
+from vit_jax import lazy
 
 _PUBLIC = {  # name: (module, attribute)
     'create_model': ('vit_jax.models', 'create_model'),
@@ -32,15 +32,4 @@ _PUBLIC = {  # name: (module, attribute)
 }
 __all__ = sorted(_PUBLIC)
 
-
-def __getattr__(name: str):
-  if name not in _PUBLIC:
-    raise AttributeError(f'module {__name__!r} has no attribute {name!r}')
-  module, attribute = _PUBLIC[name]
-  value = getattr(importlib.import_module(module), attribute)
-  globals()[name] = value  # Once.
-  return value
-
-
-def __dir__():
-  return sorted(set(globals()) | set(_PUBLIC))
+__getattr__, __dir__ = lazy.exports(globals(), _PUBLIC)
