@@ -1,5 +1,6 @@
 """The data layer: where training images come from and how they reach the step.
 
+    archives.py     tar_entries(path): a .tar / .tar.gz read completely or refused
     memory.py       load(source): a whole data set decoded into uint8 arrays (CIFAR-sized)
     sources.py      open_source(source, split): random access to encoded images (streaming)
     stream.py       Stream: Grain workers decode, crop and flip each host's share of every batch
@@ -15,11 +16,29 @@ Grain's workers import what they run (stream, sources, memory), not it.
 
 from __future__ import annotations
 
+import dataclasses
+
+import numpy as np
+
 
 class DataError(Exception):
   """A data set could not be found or read; the message says what to do."""
 
 
-from vit_jax.data.memory import Dataset, describe, held_out, listing_digest, load, split_off  # noqa: E402
+@dataclasses.dataclass(frozen=True)
+class Dataset:
+  images: np.ndarray  # uint8 [N, H, W, 3]
+  labels: np.ndarray  # int32 [N]
+  class_names: tuple[str, ...]
+  names: tuple[str, ...]  # [N]: 'class/file' for folders and archives, the index for TFDS (listing_digest, held_out).
+
+  def keys(self) -> tuple[str, ...]:
+    return self.names
+
+  def __len__(self) -> int:
+    return len(self.labels)
+
+
+from vit_jax.data.memory import describe, held_out, listing_digest, load, split_off  # noqa: E402
 
 __all__ = ['DataError', 'Dataset', 'describe', 'held_out', 'listing_digest', 'load', 'split_off']

@@ -27,7 +27,7 @@ import struct
 import sys
 
 from vit_jax.data import DataError
-from vit_jax.data.memory import tar_entries
+from vit_jax.data.archives import tar_entries
 from vit_jax.files import atomic_write
 from vit_jax.images import IMAGE_SUFFIXES
 from vit_jax.interrupts import StopRequest

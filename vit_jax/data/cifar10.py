@@ -26,7 +26,8 @@ import numpy as np
 
 from vit_jax import download
 from vit_jax.cache import cache_dir
-from vit_jax.data import DataError
+from vit_jax.data import DataError, Dataset
+from vit_jax.data.archives import tar_entries
 
 URL = 'https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz'
 SIZE = 170_052_171  # Bytes, and its SHA-256: TFDS's url_checksums/cifar10.txt.
@@ -70,7 +71,6 @@ def locate(fetch: bool = True) -> str:
 
 def read_binary(path: str, splits=('train', 'test')):
   """{split: Dataset} of the official binary archive (data_batch_1-5.bin, test_batch.bin, batches.meta.txt)."""
-  from vit_jax.data.memory import Dataset, tar_entries
   batches, class_names = {}, None
   for member, content in tar_entries(path):
     name = member.name.rsplit('/', 1)[-1]

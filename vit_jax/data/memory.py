@@ -18,32 +18,16 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import lzma
 import os
 import socket
 import sys
-import tarfile
-import zlib
 from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from vit_jax.data import DataError
+from vit_jax.data import DataError, Dataset
+from vit_jax.data.archives import tar_entries
 from vit_jax.images import IMAGE_SUFFIXES, ImageError, decode, resize_square
-
-
-@dataclasses.dataclass(frozen=True)
-class Dataset:
-  images: np.ndarray  # uint8 [N, H, W, 3]
-  labels: np.ndarray  # int32 [N]
-  class_names: tuple[str, ...]
-  names: tuple[str, ...]  # [N]: 'class/file' for folders and archives, the index for TFDS (listing_digest, held_out).
-
-  def keys(self) -> tuple[str, ...]:
-    return self.names
-
-  def __len__(self) -> int:
-    return len(self.labels)
 
 
 def load(source: str, splits: Sequence[str] = ('train', 'test'), *, image_size: int | None = None,
@@ -173,41 +157,6 @@ def _walk(path: str) -> Iterator[tuple[str, bytes | None]]:
       yield member.name, content
     elif member.isdir():
       yield member.name, None
-
-
-def tar_entries(path: str, read: bool = True) -> Iterator[tuple[tarfile.TarInfo, bytes | None]]:
-  """(member, its bytes if `read` and it is a file) of every member of a .tar
-  / .tar.gz; DataError where the archive is damaged or cut short anywhere."""
-  try:
-    with tarfile.open(path, tarinfo=_TarInfo) as tar:
-      for member in tar:
-        yield member, tar.extractfile(member).read() if read and member.isfile() else None
-      if not isinstance(getattr(tar, 'end_of_members', None), tarfile.EOFHeaderError):
-        raise DataError(f'the archive {path!r} is damaged or cut short: its list of files breaks off after '
-                        f'{len(tar.members)} entries, before the end-of-archive marker; get a complete copy.')
-      while tar.fileobj.read(1 << 20):  # The rest of a compressed stream: its checksum and length are checked at its end.
-        pass
-  except DataError:
-    raise
-  except (tarfile.TarError, OSError, EOFError, zlib.error, lzma.LZMAError) as e:
-    opened = 'could not be opened' not in str(e)
-    reason = ' '.join(str(e).split())[:150] or type(e).__name__ if opened else 'not a tar archive'
-    raise DataError(f'cannot read the archive {path!r} ({reason}): it is damaged, cut short or not a tar archive; '
-                    'it must be a complete directory or .tar/.tar.gz of split/class/image files.') from None
-
-
-class _TarInfo(tarfile.TarInfo):
-  """A tar header reader that records why the list of members ended: Python's
-  tarfile takes a damaged header, or a file cut at a member boundary, for the
-  end of the archive, where only the end-of-archive block (zeros) is."""
-
-  @classmethod
-  def fromtarfile(cls, tar: tarfile.TarFile):
-    try:
-      return super().fromtarfile(tar)
-    except tarfile.HeaderError as e:
-      tar.end_of_members = e
-      raise
 
 
 def _decode(name: str, content: bytes, image_size: int | None) -> np.ndarray:

@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 import numpy as np
 
 from vit_jax.data import DataError
-from vit_jax.data.memory import tar_entries, warn_empty_class
+from vit_jax.data.archives import tar_entries
+from vit_jax.data.memory import warn_empty_class
 from vit_jax.cache import cache_dir
 from vit_jax.files import atomic_write
 from vit_jax.images import IMAGE_SUFFIXES
