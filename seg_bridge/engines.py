@@ -58,7 +58,7 @@ class _Actor:
 
 
 CONNECT_SECONDS = 10.0  # A cluster address must answer within this (TCP, then HTTP/2: Ray's GCS speaks gRPC).
-JOIN_SECONDS = 120.0  # ray.init as a whole: joining, or starting a local cluster.
+JOIN_SECONDS = 120.0  # ray.init joining a given address, as a whole.
 HTTP2_PREFACE = b'PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n' + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])  # + an empty SETTINGS frame.
 
 
@@ -95,7 +95,7 @@ def start_ray(address: str | None):
   if failure is not None:
     _RAY_NOTES.restore(keep=True)
     raise EngineError(f'cannot start or join Ray at {address or "a local cluster"!r} '
-                      f'({_ray_reason(failure, address)}).')
+                      f'({_ray_reason(failure)}).')
   for name in ('ray', 'ray.data'):  # Ray Data configures its own logger: its notes are not the user's.
     logging.getLogger(name).setLevel(logging.ERROR)
   context = ray.data.DataContext.get_current()
@@ -179,7 +179,7 @@ def _use_local_token() -> None:
     os.environ['RAY_AUTH_MODE'] = 'token'
 
 
-def _ray_reason(error: BaseException, address: str | None) -> str:
+def _ray_reason(error: BaseException) -> str:
   """ray.init's failure in a phrase, with the fix for token authentication."""
   text = ' '.join(str(error).split())
   log = ''

@@ -25,11 +25,10 @@ import argparse
 import hashlib
 import json
 import os
-import shutil
 import sys
 
 from seg_bridge.outputs import RESULT
-from vit_jax.files import atomic_write
+from vit_jax.files import atomic_write, staged_dir
 from vit_jax.images import ImageError, load_image
 from vit_jax.interrupts import StopRequest
 
@@ -125,17 +124,10 @@ def write_crops(records, out: str, *, padding: float, min_size: int, test_share:
 def export(run: str, out: str, *, padding: float = 0.1, min_size: int = 16, test_share: float = 0.2) -> dict:
   """Writes OUT (see the module docstring); returns what was written."""
   records = read_run(run)
-  staging = out.rstrip('/') + '.partial'
-  shutil.rmtree(staging, ignore_errors=True)  # A killed export's.
-  try:
-    os.makedirs(staging)
+  with staged_dir(out) as staging:
     instances = coco(records)
     atomic_write(os.path.join(staging, 'instances.json'), json.dumps(instances).encode())
     counts, skipped = write_crops(records, staging, padding=padding, min_size=min_size, test_share=test_share)
-    os.rename(staging, out)
-  except BaseException:
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
   return {'images': len(records), 'instances': len(instances['annotations']),
           'categories': [c['name'] for c in instances['categories']], 'crops': counts, 'skipped': skipped}
 

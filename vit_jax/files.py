@@ -6,6 +6,7 @@ never a mixture:
     atomic_write('report.json', data)              # one file
     with atomic_file('weights.pth') as f: ...      # one file, streamed
     replace_dir(new, 'out/dog', old='out/.old')    # a folder of files, in one rename
+    with staged_dir('dataset') as staging: ...     # a new folder, filled in 'dataset.partial'
     sha256_tree(folder)                            # {relative path: digest}
 
 and one process at a time in a folder:
@@ -60,6 +61,22 @@ def atomic_write(path: str, data: bytes) -> None:
   """Writes `data` to `path` so that readers see the old file or the new one."""
   with atomic_file(path) as f:
     f.write(data)
+
+
+@contextlib.contextmanager
+def staged_dir(target: str) -> Iterator[str]:
+  """A folder to fill (TARGET.partial) that is renamed to `target` when the
+  block ends without an exception, and removed otherwise (Ctrl-C included);
+  one left by a killed process is removed first. `target` must not exist."""
+  staging = target.rstrip('/') + '.partial'
+  shutil.rmtree(staging, ignore_errors=True)
+  try:
+    os.makedirs(staging)
+    yield staging
+    os.rename(staging, target)
+  except BaseException:
+    shutil.rmtree(staging, ignore_errors=True)
+    raise
 
 
 def replace_dir(new: str, target: str, old: str) -> None:

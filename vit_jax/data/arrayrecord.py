@@ -22,13 +22,12 @@ import argparse
 import errno
 import json
 import os
-import shutil
 import struct
 import sys
 
 from vit_jax.data import DataError
 from vit_jax.data.archives import tar_entries
-from vit_jax.files import atomic_write
+from vit_jax.files import atomic_write, staged_dir
 from vit_jax.images import IMAGE_SUFFIXES
 from vit_jax.interrupts import StopRequest
 from vit_jax.data.sources import INDEX, index_digest
@@ -65,16 +64,8 @@ def convert(source: str, out: str, splits: list[str], records_per_shard: int = 5
   classes = sorted({cls for _, cls, _, _ in _entries(path, splits[:1])})  # The first split's: the labels.
   if not classes:
     raise DataError(f'{path!r} has no images under {splits[0]}/CLASS/.')
-  staging = out.rstrip('/') + '.partial'
-  shutil.rmtree(staging, ignore_errors=True)  # A killed conversion's.
-  try:
-    os.makedirs(staging)
-    index = _write(path, staging, splits, classes, records_per_shard, ArrayRecordWriter)
-    os.rename(staging, out)
-  except BaseException:  # Also Ctrl-C and SIGTERM (main() turns it into KeyboardInterrupt).
-    shutil.rmtree(staging, ignore_errors=True)
-    raise
-  return index
+  with staged_dir(out) as staging:  # Also on Ctrl-C and SIGTERM (main() turns it into KeyboardInterrupt).
+    return _write(path, staging, splits, classes, records_per_shard, ArrayRecordWriter)
 
 
 def _write(path: str, staging: str, splits: list[str], classes: list[str], records_per_shard: int, writer_class):

@@ -28,9 +28,8 @@ import numpy as np
 from jax.experimental import multihost_utils
 from jax.sharding import NamedSharding, PartitionSpec as P
 
-from vit_jax.data import memory
+from vit_jax.data import DataError, memory
 from vit_jax.training import steps
-from vit_jax.data import DataError
 
 SAMPLE = 32  # Test images kept for the report's pictures.
 
