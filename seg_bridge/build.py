@@ -32,8 +32,9 @@ class Options:
   masker: str = 'sam'  # A name of MASKERS.
   masker_model: str | None = None  # SAM: a .pth file; SAM 2: HF name or folder; None: the standard one (SAM's downloaded once).
   sam_type: str = 'vit_b'  # SAM only: vit_b, vit_l or vit_h.
-  min_score: float | None = None  # The finder's confidence a match needs (None: the finder's default).
-  threshold: float | None = None  # CLIPSeg only: a fixed heatmap threshold (None: adaptive).
+  min_score: float | dict | None = None  # The finder's confidence a match needs (None: the finder's default;
+  # a dict: per prompt, '*' for the rest, as a calibration's settings file gives).
+  threshold: float | dict | None = None  # CLIPSeg only: a fixed heatmap threshold (None: adaptive; dict: per prompt).
   max_per_prompt: int = 16  # At most this many instances per prompt, the most confident.
   device: str | None = None  # cuda, mps or cpu (None: the best available).
 

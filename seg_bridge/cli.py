@@ -50,6 +50,9 @@ def add_segmenter_arguments(parser: argparse.ArgumentParser) -> None:
                            "probability for CLIPSeg (default 0.5), a box's score for Grounding DINO (default 0.35).")
   parser.add_argument('--threshold', type=unit_interval, default=None,
                       help='CLIPSeg only: fixed heatmap threshold in [0, 1] (default: adaptive, per image and prompt).')
+  parser.add_argument('--settings', default=None, metavar='FILE',
+                      help='--min-score (and --threshold) per prompt from a calibration: the settings.json of '
+                           'python -m seg_bridge.evaluate --calibrate, made for the same --finder.')
   parser.add_argument('--max-per-prompt', type=int, default=16,
                       help='At most this many instances per prompt, the most confident (default 16).')
   parser.add_argument('--device', default=None, help='cuda, mps or cpu (default: the best available).')
@@ -131,9 +134,19 @@ def non_negative(text: str) -> float:
 
 
 def options_from(args: argparse.Namespace) -> Options:
+  """The segmenter's options; ValueError (one line) for a --settings file that cannot serve."""
+  min_score, threshold = args.min_score, args.threshold
+  if args.settings:
+    from seg_bridge.evaluation.calibrate import read_settings
+    if min_score is not None or threshold is not None:
+      raise ValueError('--settings sets --min-score and --threshold per prompt: leave those out.')
+    chosen = read_settings(args.settings, args.finder)
+    min_score, threshold = chosen['min_score'], chosen.get('threshold')
+    if threshold is not None and all(t is None for t in threshold.values()):
+      threshold = None  # Adaptive throughout: the finder's own.
   return Options(finder=args.finder, finder_model=args.finder_model, masker='sam2' if args.sam2_model else 'sam',
                  masker_model=args.sam2_model or args.sam_checkpoint, sam_type=args.sam_type,
-                 min_score=args.min_score, threshold=args.threshold, max_per_prompt=args.max_per_prompt,
+                 min_score=min_score, threshold=threshold, max_per_prompt=args.max_per_prompt,
                  device=args.device)
 
 

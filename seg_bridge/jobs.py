@@ -38,7 +38,7 @@ class Done:
   line: str  # What to print: what was found, or why it failed, in one line.
 
 
-def _failed(item: Item, out, error: Exception, said: tuple[type, ...]) -> Done:
+def failure(item: Item, root: str, error: Exception, said: tuple[type, ...]) -> Done:
   """The Done row of an input that failed with `error`: errors of the types
   `said` are one line already; OSError here is writing; anything else, the
   models could not take the input (the rest go on)."""
@@ -46,7 +46,7 @@ def _failed(item: Item, out, error: Exception, said: tuple[type, ...]) -> Done:
   if isinstance(error, said):
     line = f'error: {error}'
   elif isinstance(error, OSError):
-    line = f'error: {item.path!r}: cannot write its results to {out.root!r} ({error.strerror or error}).'
+    line = f'error: {item.path!r}: cannot write its results to {root!r} ({error.strerror or error}).'
   else:
     line = f'error: {item.path!r}: cannot segment it ({reason(error)}).'
   return Done(item.path, item.name, FAILED, line)
@@ -83,7 +83,7 @@ class ImageJob:
         result = segmenter.segment(image, list(self.prompts))
         folder = out.write(item.name, item.source, self.settings, image, result)
       except Exception as e:  # One input fails alone.
-        return _failed(item, out, e, said=(ImageError,))
+        return failure(item, out.root, e, said=(ImageError,))
       found = ', '.join(f'{i.label!r} {i.score:.2f}' for i in result.instances) or 'nothing'
       return Done(item.path, item.name, WRITTEN, f'{item.path!r}: {found} -> {folder!r}')
     return work
@@ -124,5 +124,5 @@ class VideoJob(ImageJob):
                        'size': list(video.size)})
       folder = out.commit(item.name)
     except Exception as e:  # One input fails alone.
-      return _failed(item, out, e, said=(VideoError,))
+      return failure(item, out.root, e, said=(VideoError,))
     return Done(item.path, item.name, WRITTEN, f'{item.path!r}: {len(outputs.seen)} objects -> {folder!r}')

@@ -17,7 +17,7 @@ import numpy as np
 
 from vit_jax.images import check_rgb_uint8
 from seg_bridge.maskers.candidates import mask_boxes
-from seg_bridge.types import Finder, Instance, Masker, Segmentation, parse_prompts
+from seg_bridge.types import Finder, Found, ImageEmbedding, Instance, Masker, Segmentation, parse_prompts
 
 
 class TextSegmenter:
@@ -29,10 +29,18 @@ class TextSegmenter:
   def check_prompts(self, prompts: list[str]) -> None:
     self.finder.check_prompts(prompts)
 
-  def segment(self, image: np.ndarray, prompts: str | list[str]) -> Segmentation:
+  def embed(self, image: np.ndarray) -> ImageEmbedding:
+    """The image as the masker encodes it, to pass to `segment` again (a sweep of thresholds)."""
+    check_rgb_uint8(image)
+    return self.masker.embed(image)
+
+  def segment(self, image: np.ndarray, prompts: str | list[str], embedding: ImageEmbedding | None = None,
+              found: Found | None = None) -> Segmentation:
+    """`embedding` (from `embed`) and `found` (the finder's output for these
+    prompts), where given, are used instead of computing them again."""
     check_rgb_uint8(image)
     prompts = parse_prompts(prompts)
-    found = self.finder.find(image, prompts)
+    found = found or self.finder.find(image, prompts)
     labels = [label for label, regions in zip(prompts, found.regions) for _ in regions]
     regions = [region for regions in found.regions for region in regions]
     if not regions:
@@ -42,9 +50,9 @@ class TextSegmenter:
       values = [getattr(r, field) for r in regions]
       return None if any(v is None for v in values) else np.stack(values)
 
-    embedding = self.masker.embed(image)
+    embedding = embedding or self.masker.embed(image)
     masks, masker_scores = self.masker.predict(embedding, stacked('box'), stacked('point'), stacked('mask'))
-    instances = [Instance(label, mask, float(s * region.score), mask_boxes(mask))
+    instances = [Instance(label, mask, float(s * region.score), mask_boxes(mask), region.score)
                  for label, region, mask, s in zip(labels, regions, masks, masker_scores) if mask.any()]
     instances.sort(key=lambda inst: inst.score, reverse=True)
     return Segmentation(prompts, instances, found.heatmaps)

@@ -13,6 +13,7 @@ Images are RGB uint8 [H, W, 3] numpy arrays; boxes xyxy pixels, float32.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import numpy as np
@@ -29,6 +30,14 @@ def parse_prompts(text: str | list[str]) -> list[str]:
   if not prompts:
     raise PromptError('the prompt is empty: give one or more words, e.g. --prompt "dog" or "skateboard, cap".')
   return prompts
+
+
+def per_prompt(value, prompts: list[str]) -> list:
+  """A setting for each prompt: `value` itself, or, from a mapping (a
+  calibrated settings file), the prompt's own entry, else its '*' entry."""
+  if isinstance(value, Mapping):
+    return [value[p] if p in value else value['*'] for p in prompts]
+  return [value] * len(prompts)
 
 
 def check_prompt_lengths(prompts: list[str], tokenizer, limit: int, reader: str) -> None:
@@ -73,6 +82,12 @@ class Instance:
   mask: np.ndarray  # bool [H, W]
   score: float  # The masker's predicted IoU x the finder's confidence (or the segmenter's own score).
   box: np.ndarray  # float32 [4], xyxy pixels, of the mask.
+  finder_score: float | None = None  # What --min-score is compared with, where not `score` itself: the finder's.
+
+  @property
+  def confidence(self) -> float:
+    """What --min-score was compared with."""
+    return self.score if self.finder_score is None else self.finder_score
 
 
 @dataclasses.dataclass(frozen=True)

@@ -9,11 +9,13 @@ batch, and the image's CLIP encoding is computed once for all of them.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from seg_bridge.finders.heatmap_regions import heatmap_to_regions
 from seg_bridge.loading import load_pretrained, pick_device
-from seg_bridge.types import Found, check_prompt_lengths
+from seg_bridge.types import Found, check_prompt_lengths, per_prompt
 
 
 class ClipSegFinder:
@@ -21,13 +23,15 @@ class ClipSegFinder:
 
   threshold: fixed heatmap threshold, or None for an adaptive one per heatmap.
   min_score: a prompt matches only where its heatmap reaches this probability.
+  Either may be a mapping from prompts to values, with '*' for the rest.
   max_per_prompt: at most this many regions per prompt, the most confident.
   """
 
   default_model = 'CIDAS/clipseg-rd64-refined'
 
-  def __init__(self, model: str = default_model, device: str | None = None, *, threshold: float | None = None,
-               min_score: float = 0.5, max_per_prompt: int = 16):
+  def __init__(self, model: str = default_model, device: str | None = None, *,
+               threshold: float | Mapping[str, float | None] | None = None,
+               min_score: float | Mapping[str, float] = 0.5, max_per_prompt: int = 16):
     from transformers import CLIPSegForImageSegmentation, CLIPSegProcessor
     self.device = pick_device(device)
     self.processor = load_pretrained(CLIPSegProcessor, model, 'CLIPSeg processor')
@@ -64,7 +68,10 @@ class ClipSegFinder:
     return torch.sigmoid(logits[:, 0]).cpu().numpy()
 
   def find(self, image: np.ndarray, prompts: list[str]) -> Found:
-    heatmaps = self.heatmaps(image, prompts)
-    return Found(heatmaps, [heatmap_to_regions(h, threshold=self.threshold, min_peak=self.min_score,
-                                                       max_regions=self.max_per_prompt)
-                            for h in heatmaps])
+    return self.regions(self.heatmaps(image, prompts), prompts)
+
+  def regions(self, heatmaps: np.ndarray, prompts: list[str], threshold=None) -> Found:
+    """The regions of heatmaps [P, H, W] (at `threshold` in place of the finder's own, where given)."""
+    thresholds = per_prompt(self.threshold if threshold is None else threshold, prompts)
+    return Found(heatmaps, [heatmap_to_regions(h, threshold=t, min_peak=m, max_regions=self.max_per_prompt)
+                            for h, t, m in zip(heatmaps, thresholds, per_prompt(self.min_score, prompts))])

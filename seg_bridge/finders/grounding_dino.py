@@ -10,10 +10,12 @@ of a kept box covering it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from seg_bridge.loading import load_pretrained, pick_device
-from seg_bridge.types import Found, PromptError, Region
+from seg_bridge.types import Found, PromptError, Region, per_prompt
 
 
 def phrase_spans(offsets: list[tuple[int, int]], char_spans: list[tuple[int, int]]) -> list[list[int]]:
@@ -36,13 +38,15 @@ def box_heatmaps(boxes: np.ndarray, scores: np.ndarray, labels: np.ndarray, coun
 class GroundingDinoFinder:
   """Grounding DINO: scored boxes, per prompt.
 
-  min_score: a box is kept where its best prompt's token probability reaches this.
+  min_score: a box is kept where its best prompt's token probability reaches
+    this (a mapping: per prompt, '*' for the rest).
   nms_iou: of two boxes of one prompt overlapping more than this, the weaker goes.
   """
 
   default_model = 'IDEA-Research/grounding-dino-tiny'
 
-  def __init__(self, model: str = default_model, device: str | None = None, *, min_score: float = 0.35,
+  def __init__(self, model: str = default_model, device: str | None = None, *,
+               min_score: float | Mapping[str, float] = 0.35,
                nms_iou: float = 0.7, max_per_prompt: int = 16):
     from transformers import AutoProcessor, GroundingDinoForObjectDetection
     self.device = pick_device(device)
@@ -84,13 +88,14 @@ class GroundingDinoFinder:
     with torch.inference_mode():
       outputs = self.model(**inputs)
     probs = outputs.logits[0].float().sigmoid().cpu()  # [Q, max_text_len]
-    per_prompt = torch.stack([probs[:, span].max(dim=1).values for span in spans], dim=1)  # [Q, P]
-    scores, labels = per_prompt.max(dim=1)
+    prompt_probs = torch.stack([probs[:, span].max(dim=1).values for span in spans], dim=1)  # [Q, P]
+    scores, labels = prompt_probs.max(dim=1)
     h, w = image.shape[:2]
     cx, cy, bw, bh = (outputs.pred_boxes[0].float().cpu() * torch.tensor([w, h, w, h])).unbind(-1)
     boxes = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1)
     boxes = boxes.clamp(min=torch.zeros(4), max=torch.tensor([w, h, w, h], dtype=torch.float32))
-    keep = torch.nonzero((scores >= self.min_score) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))[:, 0]
+    floors = torch.tensor(per_prompt(self.min_score, prompts), dtype=scores.dtype)[labels]
+    keep = torch.nonzero((scores >= floors) & (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1]))[:, 0]
     keep = keep[batched_nms(boxes[keep], scores[keep], labels[keep], self.nms_iou)]  # Sorted by score.
     keep = torch.cat([keep[labels[keep] == p][:self.max_per_prompt] for p in range(len(prompts))])
     keep = keep[scores[keep].argsort(descending=True)]

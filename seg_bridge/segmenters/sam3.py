@@ -11,25 +11,30 @@ keep and pass to `segment` again); the phrases run as one batch against it.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 
 from vit_jax.images import check_rgb_uint8
 from seg_bridge.loading import load_pretrained, pick_device
 from seg_bridge.maskers.candidates import mask_boxes
-from seg_bridge.types import ImageEmbedding, Instance, Segmentation, check_prompt_lengths, parse_prompts
+from seg_bridge.types import (ImageEmbedding, Instance, Segmentation, check_prompt_lengths, parse_prompts,
+                              per_prompt)
 
 
 class Sam3Segmenter:
   """transformers' Sam3Model behind seg_bridge's segmenter interface.
 
-  min_score: an instance is kept where its score (query x presence) reaches this.
+  min_score: an instance is kept where its score (query x presence) reaches
+    this (a mapping: per prompt, '*' for the rest).
   mask_threshold: the mask probability a pixel needs.
   max_per_prompt: at most this many instances per phrase, the best.
   """
 
   default_model = 'facebook/sam3'
 
-  def __init__(self, model, processor, device: str | None = None, *, min_score: float = 0.5,
+  def __init__(self, model, processor, device: str | None = None, *,
+               min_score: float | Mapping[str, float] = 0.5,
                mask_threshold: float = 0.5, max_per_prompt: int = 16):
     self.device = pick_device(device)
     self.model, self.processor = model.to(self.device).eval(), processor
@@ -60,20 +65,21 @@ class Sam3Segmenter:
     prompts = parse_prompts(prompts)
     self.check_prompts(prompts)
     embedding = embedding or self.embed(image)
-    count, size = len(prompts), embedding.original_size
+    count, size, floors = len(prompts), embedding.original_size, per_prompt(self.min_score, prompts)
     vision = embedding.features  # Batch 1, seen by every phrase (views, no copies):
     vision = type(vision)(**{k: tuple(t.expand(count, *t.shape[1:]) for t in v) if isinstance(v, tuple) else
                              v.expand(count, *v.shape[1:]) for k, v in vision.items()})
     text = self.processor(text=prompts, return_tensors='pt').to(self.device)
     with torch.inference_mode():
       outputs = self.model(vision_embeds=vision, input_ids=text.input_ids, attention_mask=text.attention_mask)
-      per_prompt = self.processor.post_process_instance_segmentation(
-          outputs, threshold=self.min_score, mask_threshold=self.mask_threshold, target_sizes=[size] * count)
+      results = self.processor.post_process_instance_segmentation(
+          outputs, threshold=min(floors), mask_threshold=self.mask_threshold, target_sizes=[size] * count)
       heatmaps = torch.nn.functional.interpolate(outputs.semantic_seg.float(), size=size, mode='bilinear',
                                                  align_corners=False)[:, 0].sigmoid().cpu().numpy()  # [P, H, W]
     instances = []
-    for label, found in zip(prompts, per_prompt):
-      best = found['scores'].argsort(descending=True)[:self.max_per_prompt]
+    for label, found, floor in zip(prompts, results, floors):
+      best = found['scores'].argsort(descending=True)
+      best = best[found['scores'][best] >= floor][:self.max_per_prompt]
       for score, mask in zip(found['scores'][best].tolist(), found['masks'][best].bool().cpu().numpy()):
         if mask.any():
           instances.append(Instance(label, mask, float(score), mask_boxes(mask)))

@@ -1,0 +1,174 @@
+"""python -m seg_bridge.evaluate on synthetic labelled photos whose answers are
+known (tests/seg_shapes.py), with a segmenter whose output is known: the
+numbers, COCO and folder ground truth alike, calibration against a brute-force
+loop, segment.py --settings, resuming, past runs, and bad input."""
+
+import json
+import os
+
+import numpy as np
+import pytest
+
+pytest.importorskip('pycocotools')
+
+import segment  # noqa: E402
+import seg_bridge.build  # noqa: E402
+from seg_bridge import evaluate  # noqa: E402
+from seg_bridge.evaluation.calibrate import DEFAULT_MIN_SCORES  # noqa: E402
+from seg_bridge.evaluation.metrics import Pair, evaluate_pairs  # noqa: E402
+from seg_bridge.evaluation.truth import encode, read_truth  # noqa: E402
+from seg_bridge.outputs import OutputFolder  # noqa: E402
+from seg_shapes import ShapeSegmenter, photo, write_coco, write_folder, write_photos  # noqa: E402
+
+
+@pytest.fixture
+def shapes(monkeypatch):
+  """seg_bridge.build.build makes ShapeSegmenters (with the options' min-score); returns those made."""
+  made = []
+
+  def build(options):
+    segmenter = ShapeSegmenter(0.35 if options.min_score is None else options.min_score)
+    made.append(segmenter)
+    return segmenter, seg_bridge.build.settings_of(options)
+  monkeypatch.setattr(seg_bridge.build, 'build', build)
+  return made
+
+
+FINDER = ['--finder', 'grounding-dino']  # A finder name whose only threshold is --min-score.
+
+
+def metrics_of(out):
+  with open(os.path.join(out, 'metrics.json')) as f:
+    return json.load(f)
+
+
+def test_right_answers_score_one_and_a_false_positive_costs_what_it_should(tmp_path, shapes):
+  truth = write_coco(tmp_path / 'labels')
+  assert evaluate.main([truth, *FINDER, '--out', str(tmp_path / 'eval')]) == 0
+  report = metrics_of(tmp_path / 'eval')
+  (config,) = report['configurations']
+  assert report['prompts'] == ['disc', 'square'] and report['images'] == 6 and config['images'] == 6
+  for name in ('*', 'square', 'disc'):  # The orange patch (0.3) is under the default min-score 0.35.
+    m = config['metrics'][name]
+    assert (m['gIoU'], m['cIoU'], m['MCC'], m['precision'], m['recall']) == (1.0, 1.0, 1.0, 1.0, 1.0)
+    assert m['AP'] == pytest.approx(1.0) and m['cgF1'] == pytest.approx(100.0)
+  assert config['seconds_per_image'] > 0
+  for name in ('metrics.md', 'plots/1-grounding-dino_SAM_vit_b_pr.png', 'plots/comparison.png'):
+    assert (tmp_path / 'eval' / name).is_file(), name
+
+  assert evaluate.main([truth, *FINDER, '--min-score', '0.2', '--out', str(tmp_path / 'low')]) == 0
+  square = metrics_of(tmp_path / 'low')['configurations'][0]['metrics']['square']
+  # Photos 0, 1, 3, 4 have a square: it (100 px) and the patch (36 px) are predicted, IoU 100 / 136. Photos 2
+  # and 5 have none: the patch alone, IoU 0, a false positive.
+  assert square['gIoU'] == pytest.approx(4 * (100 / 136) / 6)
+  assert square['cIoU'] == pytest.approx(400 / (4 * 136 + 2 * 36))
+  assert square['presence'] == {'TP': 4, 'FP': 2, 'FN': 0, 'TN': 0} and square['MCC'] == 0.0
+  # pmF1 counts the positive photos: 4 TPs, 4 FPs (the patches there), 0 FNs, at every IoU threshold.
+  assert square['pmF1'] == pytest.approx(2 / 3) and square['cgF1'] == 0.0
+  worst = sorted(os.listdir(tmp_path / 'low' / 'worst' / '1-grounding-dino_SAM_vit_b' / 'square'))
+  assert len(worst) == 5 and worst[0] == '01_iou0.00_p2.png' and worst[2].startswith('03_iou0.74_')
+
+
+def test_folder_ground_truth_reads_as_the_coco_file_does(tmp_path):
+  coco = read_truth(write_coco(tmp_path / 'coco'))
+  folder = read_truth(write_folder(tmp_path / 'folder'))
+  assert coco.prompts == folder.prompts == ['disc', 'square']
+  from pycocotools import mask as mask_utils
+  for a, b in zip(coco.images, folder.images):
+    assert a.size == b.size
+    for label in coco.prompts:
+      assert [mask_utils.decode(m).sum() for m in a.masks.get(label, [])] == [
+          mask_utils.decode(m).sum() for m in b.masks.get(label, [])]
+      for m, n in zip(a.masks.get(label, []), b.masks.get(label, [])):
+        assert mask_utils.iou([m], [n], [0])[0, 0] == 1.0
+
+
+def brute_force_choice(truth_path, metric, min_scores):
+  """The calibration done the slow way: the segmenter built at each grid point, the metric computed afresh."""
+  truth = read_truth(truth_path)
+  table = []
+  for m in min_scores:
+    segmenter = ShapeSegmenter(m)
+    pairs = []
+    for image in truth.images:
+      result = segmenter.segment(photo(int(image.name[1:-4]))[0], truth.prompts)
+      for prompt in truth.prompts:
+        found = [i for i in result.instances if i.label == prompt]
+        pairs.append(Pair(image.name, prompt, image.size, image.masks.get(prompt, []),
+                          [encode(i.mask) for i in found], [i.score for i in found]))
+    table.append((m, evaluate_pairs(pairs, truth.prompts)))
+  best = {}
+  for name in ['*', *truth.prompts]:
+    values = [(metrics[name][metric], m) for m, metrics in table]
+    top = max(v for v, _ in values)
+    best[name] = next(m for v, m in values if v == top)  # Ties: the earlier (lower) min-score.
+  return best
+
+
+@pytest.mark.parametrize('metric', ['cgF1', 'gIoU', 'AP'])
+def test_calibration_picks_what_a_brute_force_loop_picks_and_segment_py_uses_it(tmp_path, shapes, metric):
+  truth = write_coco(tmp_path / 'labels')
+  grid = '0.1,0.25,0.3,0.5,0.7,0.95'
+  assert evaluate.main([truth, *FINDER, '--calibrate', metric, '--min-scores', grid,
+                        '--out', str(tmp_path / 'eval')]) == 0
+  assert len(shapes) == 1 and shapes[0].calls == 6  # Each photo segmented once for the whole grid.
+  settings = json.loads((tmp_path / 'eval' / 'settings.json').read_text())
+  min_scores = sorted({float(v) for v in grid.split(',')} | {0.35})  # The finder's default joins the grid.
+  assert settings['min_score'] == brute_force_choice(truth, metric, min_scores)
+  assert settings['finder'] == 'grounding-dino' and settings['metric'] == metric
+  calibrated = metrics_of(tmp_path / 'eval')['configurations'][0]
+  assert calibrated['calibration']['best']['square']['min_score'] == settings['min_score']['square']
+
+  shapes.clear()
+  photos = write_photos(tmp_path / 'new', 2)
+  assert segment.main(['--prompt', 'square, disc, cap', *FINDER, '--settings', str(tmp_path / 'eval' / 'settings.json'),
+                       '--out', str(tmp_path / 'seg'), *photos]) == 0
+  assert shapes[0].min_score == settings['min_score']  # Per prompt; 'cap' takes '*'.
+  record = json.loads((tmp_path / 'seg' / 'p0' / 'result.json').read_text())
+  assert record['settings']['min_score'] == settings['min_score']
+  patch = ['square'] if settings['min_score']['square'] <= 0.3 else []  # AP does not mind it: low scores rank last.
+  assert [i['label'] for i in record['instances']] == ['square', 'disc', *patch]
+  assert (metric == 'AP') == bool(patch)
+
+
+def test_an_interrupted_evaluation_resumes_to_the_same_metrics(tmp_path, shapes, monkeypatch):
+  truth = write_coco(tmp_path / 'labels')
+  args = [truth, *FINDER, '--calibrate', 'cgF1', '--min-scores', '0.2,0.5']
+  assert evaluate.main([*args, '--out', str(tmp_path / 'whole')]) == 0
+
+  real = ShapeSegmenter.segment
+
+  def stopping(self, image, prompts):
+    if self.calls == 3:
+      raise KeyboardInterrupt
+    return real(self, image, prompts)
+  monkeypatch.setattr(ShapeSegmenter, 'segment', stopping)
+  assert evaluate.main([*args, '--out', str(tmp_path / 'eval')]) == 130
+  assert not (tmp_path / 'eval' / 'metrics.json').exists()
+  monkeypatch.setattr(ShapeSegmenter, 'segment', real)
+  assert evaluate.main([*args, '--out', str(tmp_path / 'eval')]) == 0
+  assert shapes[-1].calls == 3  # The three photos not yet cached.
+
+  def without_seconds(report):
+    for config in report['configurations']:
+      config.pop('seconds_per_image')
+    return {**report, 'command': None}
+  assert without_seconds(metrics_of(tmp_path / 'eval')) == without_seconds(metrics_of(tmp_path / 'whole'))
+
+
+def test_a_past_run_and_its_export_score_as_the_segmenter_does(tmp_path, shapes):
+  from seg_bridge import export
+  truth = write_coco(tmp_path / 'labels')
+  out = OutputFolder(str(tmp_path / 'run'))
+  segmenter = ShapeSegmenter(0.35)
+  for k in range(6):
+    path = str(tmp_path / 'labels' / f'p{k}.png')
+    out.write(f'p{k}', os.path.realpath(path), {}, photo(k)[0], segmenter.segment(photo(k)[0], ['square', 'disc']))
+  out.close()
+  export.export(str(tmp_path / 'run'), str(tmp_path / 'data'))
+  assert evaluate.main([truth, *FINDER, '--out', str(tmp_path / 'a')]) == 0
+  assert evaluate.main([truth, '--predictions', str(tmp_path / 'run'), '--predictions',
+                        str(tmp_path / 'data' / 'instances.json'), '--out', str(tmp_path / 'b')]) == 0
+  direct = metrics_of(tmp_path / 'a')['configurations'][0]['metrics']
+  for config in metrics_of(tmp_path / 'b')['configurations']:
+    assert config['metrics'] == direct and config['seconds_per_image'] is None
