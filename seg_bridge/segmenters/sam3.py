@@ -26,7 +26,8 @@ class Sam3Segmenter:
   """transformers' Sam3Model behind seg_bridge's segmenter interface.
 
   min_score: an instance is kept where its score (query x presence) reaches
-    this (a mapping: per prompt, '*' for the rest).
+    this (a mapping: per prompt, '*' for the rest); transformers' post-processing
+    keeps scores above its threshold, so it is given the float32 just below.
   mask_threshold: the mask probability a pixel needs.
   max_per_prompt: at most this many instances per phrase, the best.
   """
@@ -73,7 +74,8 @@ class Sam3Segmenter:
     with torch.inference_mode():
       outputs = self.model(vision_embeds=vision, input_ids=text.input_ids, attention_mask=text.attention_mask)
       results = self.processor.post_process_instance_segmentation(
-          outputs, threshold=min(floors), mask_threshold=self.mask_threshold, target_sizes=[size] * count)
+          outputs, threshold=float(np.nextafter(np.float32(min(floors)), np.float32(-np.inf))),
+          mask_threshold=self.mask_threshold, target_sizes=[size] * count)
       heatmaps = torch.nn.functional.interpolate(outputs.semantic_seg.float(), size=size, mode='bilinear',
                                                  align_corners=False)[:, 0].sigmoid().cpu().numpy()  # [P, H, W]
     instances = []
