@@ -141,9 +141,7 @@ def options_from(args: argparse.Namespace) -> Options:
     if min_score is not None or threshold is not None:
       raise ValueError('--settings sets --min-score and --threshold per prompt: leave those out.')
     chosen = read_settings(args.settings, args.finder)
-    min_score, threshold = chosen['min_score'], chosen.get('threshold')
-    if threshold is not None and all(t is None for t in threshold.values()):
-      threshold = None  # Adaptive throughout: the finder's own.
+    min_score, threshold = chosen['min_score'], chosen['threshold']
   return Options(finder=args.finder, finder_model=args.finder_model, masker='sam2' if args.sam2_model else 'sam',
                  masker_model=args.sam2_model or args.sam_checkpoint, sam_type=args.sam_type,
                  min_score=min_score, threshold=threshold, max_per_prompt=args.max_per_prompt,

@@ -5,6 +5,7 @@ back with each object's mask and stable ID, and its per-frame masks.
 
     python -m seg_bridge.demo                                   # http://127.0.0.1:7860
     python -m seg_bridge.demo --sam2-model facebook/sam2.1-hiera-large   # SAM's weights: fetched once
+    python -m seg_bridge.demo --settings eval/settings.json     # a calibration's thresholds, per prompt
 
 Models load on first use of each finder / masker and are kept; one loaded
 model serves every request (its image embedding is per call, not state).
@@ -41,24 +42,30 @@ def zipped(folder: str, archive: str) -> str:
 class Demo:
   """The page's two actions, segment() and segment_video(), over lazily loaded, cached models."""
 
-  def __init__(self, models: dict[str, str | None], device: str | None = None):
+  def __init__(self, models: dict[str, str | None], device: str | None = None, settings: tuple[str, dict] | None = None):
     self.models, self.device = models, device  # name of a finder or masker -> its weights (None: the standard)
+    self.settings = settings  # (finder, Options fields) of a calibration (seg_bridge.evaluation.calibrate), or None.
     self._loaded, self._lock = {}, threading.Lock()
     self._scratch = tempfile.TemporaryDirectory(prefix='seg_bridge_demo_')  # The downloads; gone at exit.
 
-  def segmenter(self, finder: str, masker: str, min_score: float | None):
+  def segmenter(self, finder: str, masker: str, min_score: float | None, calibrated: bool = False):
+    """The segmenter; `calibrated`, for the finder of --settings: its thresholds in place of `min_score`."""
     if finder in SEGMENTERS:  # SAM 3 outlines itself.
       masker = Options.masker
+    thresholds = {'min_score': min_score}
+    if calibrated and self.settings and self.settings[0] == finder:
+      thresholds, min_score = self.settings[1], 'calibrated'
     key = (finder, masker, min_score)
     with self._lock:  # Loading: once per combination.
       if key not in self._loaded:
         self._loaded[key] = build(Options(
             finder=finder, finder_model=self.models.get(finder), masker=masker,
-            masker_model=None if finder in SEGMENTERS else self.models.get(masker), min_score=min_score,
-            device=self.device))[0]
+            masker_model=None if finder in SEGMENTERS else self.models.get(masker), device=self.device,
+            **thresholds))[0]
     return self._loaded[key]
 
-  def segment(self, image: np.ndarray | None, prompt: str, finder: str, masker: str, min_score: float):
+  def segment(self, image: np.ndarray | None, prompt: str, finder: str, masker: str, min_score: float,
+              calibrated: bool = False):
     """-> ((image, [(mask, 'label score'), ...]), a zip of the masks and JSON, a status line)."""
     import gradio as gr
 
@@ -67,7 +74,7 @@ class Demo:
     if image is None:
       raise gr.Error('Upload or paste an image first.')
     try:
-      segmenter = self.segmenter(finder, masker, None if min_score is None else float(min_score))
+      segmenter = self.segmenter(finder, masker, None if min_score is None else float(min_score), calibrated)
       result = segmenter.segment(np.ascontiguousarray(image[..., :3]).astype(np.uint8), prompt)
     except (PromptError, ValueError, OSError) as e:
       raise gr.Error(str(e)) from None
@@ -90,7 +97,7 @@ class Demo:
     return self._loaded['tracker']
 
   def segment_video(self, video: str | None, prompt: str, finder: str, masker: str, min_score: float, every: int,
-                    max_frames: int):
+                    max_frames: int, calibrated: bool = False):
     """-> (the overlay video, a zip of masks.jsonl, the ID maps and result.json, a status line)."""
     import gradio as gr
 
@@ -102,7 +109,7 @@ class Demo:
       raise gr.Error('Upload a video first.')
     folder = tempfile.mkdtemp(dir=self._scratch.name)
     try:
-      segmenter = self.segmenter(finder, masker, None if min_score is None else float(min_score))
+      segmenter = self.segmenter(finder, masker, None if min_score is None else float(min_score), calibrated)
       tracker = VideoTracker(segmenter, self.tracker(), every=int(every))
       with VideoReader(video, int(max_frames)) as frames:
         outputs = VideoOutputs(os.path.join(folder, 'video'), frames.fps)
@@ -124,6 +131,9 @@ def build_page(demo: Demo):
       finder = gr.Dropdown(list(FINDER_CHOICES), value='clipseg', label='Finder')
       masker = gr.Dropdown([(MASKER_LABELS.get(m, m), m) for m in MASKERS], value='sam', label='Masker')
       min_score = gr.Slider(0.0, 1.0, value=0.5, step=0.01, label='Minimum score')
+      calibrated = gr.Checkbox(value=demo.settings is not None, visible=demo.settings is not None,
+                               label=f'Calibrated thresholds for {demo.settings[0] if demo.settings else ""} '
+                                     '(--settings; the slider serves the other finders)')
     with gr.Tab('Image'):
       with gr.Row():
         with gr.Column():
@@ -146,10 +156,10 @@ def build_page(demo: Demo):
           tracked = gr.Video(label='Objects, by ID')
           video_status = gr.Markdown()
           video_download = gr.File(label='Per-frame masks, ID maps and JSON (zip)')
-    image_inputs = [image, prompt, finder, masker, min_score]
+    image_inputs = [image, prompt, finder, masker, min_score, calibrated]
     run.click(demo.segment, image_inputs, [annotated, download, status], api_name='segment')
     prompt.submit(demo.segment, image_inputs, [annotated, download, status])
-    run_video.click(demo.segment_video, [video, video_prompt, finder, masker, min_score, every, max_frames],
+    run_video.click(demo.segment_video, [video, video_prompt, finder, masker, min_score, every, max_frames, calibrated],
                     [tracked, video_download, video_status], api_name='segment_video')
   return page
 
@@ -164,12 +174,23 @@ def main(argv=None):
   parser.add_argument('--tracker-model', default=None, help='SAM 2 video model for the Video tab: HF name or folder '
                       '(default facebook/sam2.1-hiera-large).')
   parser.add_argument('--device', default=None)
+  parser.add_argument('--settings', default=None, metavar='FILE',
+                      help='A calibration (the settings.json of python -m seg_bridge.evaluate --calibrate): its '
+                           'thresholds per prompt for the finder it was made for.')
   parser.add_argument('--host', default='127.0.0.1', help='127.0.0.1: this machine only; 0.0.0.0: the network.')
   parser.add_argument('--port', type=int, default=7860)
   args = parser.parse_args(argv)
   models = {'clipseg': args.clipseg_model, 'grounding-dino': args.dino_model, 'sam3': args.sam3_model,
             'sam': args.sam_checkpoint, 'sam2': args.sam2_model, 'tracker': args.tracker_model}
-  build_page(Demo(models, args.device)).launch(server_name=args.host, server_port=args.port)
+  settings = None
+  if args.settings:
+    from seg_bridge.evaluation.calibrate import SettingsError, finder_of, read_settings
+    try:
+      finder = finder_of(args.settings)
+      settings = (finder, read_settings(args.settings, finder))
+    except SettingsError as e:
+      parser.exit(2, f'error: {e}\n')
+  build_page(Demo(models, args.device, settings)).launch(server_name=args.host, server_port=args.port)
 
 
 if __name__ == '__main__':

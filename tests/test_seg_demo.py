@@ -95,3 +95,12 @@ def test_a_browser_uploads_types_runs_and_sees_the_result(app, photo, tmp_path):
     page.screenshot(path=screenshot, full_page=True)
     browser.close()
   assert os.path.getsize(screenshot) > 10_000
+
+
+def test_a_calibration_serves_its_finder_in_place_of_the_slider(clipseg_dir, sam2_dir, photo):
+  demo = Demo({'clipseg': clipseg_dir, 'sam2': sam2_dir}, device='cpu',
+              settings=('clipseg', {'min_score': {'dog': 1.0, '*': 0.0}, 'threshold': {'dog': 0.0, '*': 0.0}}))
+  image = np.asarray(Image.open(photo))
+  assert 'dog' in demo.segment(image, 'dog, cap', 'clipseg', 'sam2', 0.0)[2]  # The slider: 0, everything.
+  status = demo.segment(image, 'dog, cap', 'clipseg', 'sam2', 0.0, calibrated=True)[2]
+  assert 'cap' in status and 'dog' not in status  # The calibration: 'dog' needs 1.0.

@@ -12,6 +12,7 @@ import pytest
 pytest.importorskip('pycocotools')
 
 import segment  # noqa: E402
+import segment_video  # noqa: E402
 import seg_bridge.build  # noqa: E402
 from seg_bridge import evaluate  # noqa: E402
 from seg_bridge.evaluation.calibrate import DEFAULT_MIN_SCORES  # noqa: E402
@@ -172,3 +173,107 @@ def test_a_past_run_and_its_export_score_as_the_segmenter_does(tmp_path, shapes)
   direct = metrics_of(tmp_path / 'a')['configurations'][0]['metrics']
   for config in metrics_of(tmp_path / 'b')['configurations']:
     assert config['metrics'] == direct and config['seconds_per_image'] is None
+
+
+def edit_coco(path, change):
+  data = json.loads(open(path).read())
+  change(data)
+  with open(path, 'w') as f:
+    json.dump(data, f)
+
+
+def one_error_line(capsys):
+  err = capsys.readouterr().err
+  lines = [line for line in err.splitlines() if line.startswith('error:')]
+  assert len(lines) == 1 and 'Traceback' not in err, err
+  return lines[0]
+
+
+@pytest.mark.parametrize('damage,phrase', [
+    (lambda p: open(p, 'w').write('{"images": ['), 'cannot be read as JSON'),
+    (lambda p: open(p, 'w').write('[1, 2]'), 'is not COCO instances'),
+    (lambda p: open(p, 'w').write('{"images": [], "annotations": [], "categories": []}'), 'names no categories'),
+    (lambda p: edit_coco(p, lambda d: d['images'][0].pop('height')), "lacks 'height'"),
+    (lambda p: edit_coco(p, lambda d: [i.update(file_name='gone.png') for i in d['images']]), 'none of its images'),
+])
+def test_a_broken_annotation_file_is_one_line_exit_2_and_writes_nothing(tmp_path, shapes, capsys, damage, phrase):
+  truth = write_coco(tmp_path / 'labels')
+  damage(truth)
+  assert evaluate.main([truth, *FINDER, '--out', str(tmp_path / 'eval')]) == 2
+  assert phrase in one_error_line(capsys)
+  assert not (tmp_path / 'eval').exists() and not shapes
+
+
+def test_bad_images_and_annotations_skip_that_image_and_are_counted(tmp_path, shapes, capsys):
+  truth = write_coco(tmp_path / 'labels')
+
+  def damage(data):
+    data['images'].append({'id': 99, 'file_name': 'missing.png', 'height': 64, 'width': 80})
+    data['annotations'][0]['segmentation'] = {'size': [32, 40], 'counts': 'PPYo0'}  # p0's square: another size.
+    data['categories'].append({'id': 7, 'name': 'triangle'})  # No instance anywhere.
+  edit_coco(truth, damage)
+  (tmp_path / 'labels' / 'p1.png').write_bytes(b'not a picture')
+  assert evaluate.main([truth, *FINDER, '--out', str(tmp_path / 'eval')]) == 1
+  err = capsys.readouterr().err
+  assert "'missing.png': the image" in err and 'is missing' in err
+  assert "'p0.png': annotation 1: its mask is 40x32 pixels, the image 80x64" in err
+  assert "'triangle' has no instance in any image" in err
+  assert "p1.png" in err and 'Traceback' not in err
+  report = metrics_of(tmp_path / 'eval')
+  assert report['images'] == 5 and report['configurations'][0]['images'] == 4  # p1 could not be segmented.
+  assert len(report['skipped']) == 3 and report['prompts'] == ['disc', 'square', 'triangle']
+  assert report['configurations'][0]['metrics']['triangle']['AP'] is None
+
+
+def test_folder_masks_of_another_size_skip_the_image(tmp_path, shapes, capsys):
+  from PIL import Image
+  root = write_folder(tmp_path / 'labels')
+  Image.fromarray(np.zeros((10, 10), np.uint8)).save(tmp_path / 'labels' / 'p3' / 'square.png')
+  assert evaluate.main([root, *FINDER, '--out', str(tmp_path / 'eval')]) == 1
+  assert "'p3.png': the mask 'square.png' is 10x10 pixels, the image 80x64" in capsys.readouterr().err
+  assert metrics_of(tmp_path / 'eval')['images'] == 5
+
+
+@pytest.mark.parametrize('content,phrase', [
+    ('{"kind": "seg_bridge calibration", "finder": "grounding-dino", "min_score": {"*": 2}}', 'is damaged'),
+    ('{"kind": "seg_bridge calibration", "finder": "sam3", "min_score": {"*": 0.5}}', 'calibrated for --finder sam3'),
+    ('{"min_score": 0.5}', 'is not a settings file'),
+    ('not json', 'cannot be read'),
+])
+def test_a_bad_settings_file_is_one_line_exit_2(tmp_path, shapes, capsys, content, phrase):
+  (tmp_path / 'settings.json').write_text(content)
+  photos = write_photos(tmp_path / 'photos', 1)
+  settings = ['--settings', str(tmp_path / 'settings.json')]
+  assert segment.main(['--prompt', 'square', *FINDER, *settings, '--out', str(tmp_path / 'seg'), *photos]) == 2
+  assert phrase in one_error_line(capsys)
+  assert segment_video.main(['--prompt', 'square', *FINDER, *settings, '--out', str(tmp_path / 'seg'), 'clip.mp4']) == 2
+  assert phrase in one_error_line(capsys)
+  truth = write_coco(tmp_path / 'labels')
+  assert evaluate.main([truth, *FINDER, *settings, '--out', str(tmp_path / 'eval')]) == 2
+  assert phrase in one_error_line(capsys)
+  assert not (tmp_path / 'seg').exists() and not (tmp_path / 'eval').exists() and not shapes
+
+
+def test_settings_and_thresholds_together_and_calibrating_settings_are_refused(tmp_path, shapes, capsys):
+  truth = write_coco(tmp_path / 'labels')
+  assert evaluate.main([truth, *FINDER, '--calibrate', 'cgF1', '--out', str(tmp_path / 'eval')]) == 0
+  settings = ['--settings', str(tmp_path / 'eval' / 'settings.json')]
+  capsys.readouterr()
+  assert evaluate.main([truth, *FINDER, *settings, '--min-score', '0.3', '--out', str(tmp_path / 'a')]) == 2
+  assert '--settings sets --min-score' in one_error_line(capsys)
+  assert evaluate.main([truth, *FINDER, *settings, '--calibrate', 'gIoU', '--out', str(tmp_path / 'b')]) == 2
+  assert 'leave --settings out' in one_error_line(capsys)
+  assert evaluate.main([truth, *FINDER, *settings, '--out', str(tmp_path / 'c')]) == 0  # The calibration, scored.
+  assert metrics_of(tmp_path / 'c')['configurations'][0]['metrics']['*']['cgF1'] == pytest.approx(100.0)
+
+
+@pytest.mark.parametrize('make,phrase', [
+    (lambda tmp: (tmp / 'empty').mkdir() or tmp / 'empty', 'holds no image folders'),
+    (lambda tmp: (tmp / 'half' / '.partial' / 'new' / 'p0').mkdir(parents=True) or tmp / 'half', 'holds no image folders'),
+    (lambda tmp: tmp / 'labels' / 'instances.json', 'annotations without a score'),
+])
+def test_predictions_that_cannot_be_scored_are_one_line(tmp_path, capsys, make, phrase):
+  truth = write_coco(tmp_path / 'labels')
+  assert evaluate.main([truth, '--predictions', str(make(tmp_path)), '--out', str(tmp_path / 'eval')]) == 2
+  assert phrase in one_error_line(capsys)
+  assert not (tmp_path / 'eval' / 'metrics.json').exists()

@@ -76,9 +76,7 @@ def write_settings(path: str, *, finder: str, metric: str, best: dict, configura
   return settings
 
 
-def read_settings(path: str, finder: str) -> dict:
-  """{'min_score': {prompt or '*': value}, 'threshold': {...} (CLIPSeg)} from a
-  settings file made for `finder`; SettingsError (one line) otherwise."""
+def _load(path: str) -> dict:
   try:
     with open(path, encoding='utf-8') as f:
       settings = json.load(f)
@@ -86,6 +84,23 @@ def read_settings(path: str, finder: str) -> dict:
     raise SettingsError(f'--settings {path!r} cannot be read ({getattr(e, "strerror", None) or e}).') from None
   if not isinstance(settings, dict) or settings.get('kind') != KIND:
     raise SettingsError(f'--settings {path!r} is not a settings file of python -m seg_bridge.evaluate --calibrate.')
+  return settings
+
+
+def finder_of(path: str) -> str:
+  """The finder a settings file was calibrated for."""
+  from seg_bridge.build import FINDER_CHOICES
+  finder = _load(path).get('finder')
+  if finder not in FINDER_CHOICES:
+    raise SettingsError(f'--settings {path!r} is damaged: it names no known finder ({finder!r}).')
+  return finder
+
+
+def read_settings(path: str, finder: str) -> dict:
+  """Options' fields from a settings file made for `finder`: {'min_score':
+  {prompt or '*': value}, 'threshold': {...} (CLIPSeg) or None (adaptive
+  throughout)}; SettingsError (one line) where it cannot serve."""
+  settings = _load(path)
   if settings.get('finder') != finder:
     raise SettingsError(f'--settings {path!r} was calibrated for --finder {settings.get("finder")}, not {finder}: '
                         f'use that finder, or calibrate {finder} again.')
@@ -98,4 +113,6 @@ def read_settings(path: str, finder: str) -> dict:
       raise SettingsError(f'--settings {path!r} is damaged: {field} is not a mapping of prompts (and "*") to '
                           'numbers in [0, 1].')
     chosen[field] = {str(k): None if v is None else float(v) for k, v in values.items()}
+  if all(v is None for v in chosen.get('threshold', {}).values()):
+    chosen['threshold'] = None  # CLIPSeg adaptive throughout (or another finder): the finder's own.
   return chosen
