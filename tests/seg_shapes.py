@@ -25,13 +25,13 @@ def photo(k: int) -> tuple[np.ndarray, dict[str, list[np.ndarray]]]:
   h, w = SIZE
   yy, xx = np.mgrid[:h, :w]
   image = np.full((h, w, 3), 60, np.uint8)
-  square = (yy >= 5 + k % 4) & (yy < 15 + k % 4) & (xx >= 5 + 3 * k) & (xx < 15 + 3 * k)
+  square = (yy >= 5 + k % 4) & (yy < 15 + k % 4) & (xx >= 5 + 3 * (k % 15)) & (xx < 15 + 3 * (k % 15))
   truth = {'square': [], 'disc': []}
   if k % 3 != 2:
     image[square] = RED
     truth['square'].append(square)
   if k % 2 == 0:
-    disc = (yy - 45) ** 2 + (xx - (20 + 2 * k)) ** 2 <= 36
+    disc = (yy - 45) ** 2 + (xx - (20 + 2 * (k % 10))) ** 2 <= 36
     image[disc] = GREEN
     truth['disc'].append(disc)
   image[40:46, 60:66] = ORANGE

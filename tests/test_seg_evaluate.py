@@ -277,3 +277,38 @@ def test_predictions_that_cannot_be_scored_are_one_line(tmp_path, capsys, make, 
   assert evaluate.main([truth, '--predictions', str(make(tmp_path)), '--out', str(tmp_path / 'eval')]) == 2
   assert phrase in one_error_line(capsys)
   assert not (tmp_path / 'eval' / 'metrics.json').exists()
+
+
+@pytest.mark.slow  # A local Ray: about a minute.
+def test_the_local_and_ray_engines_give_the_same_numbers(tmp_path, clipseg_dir, sam2_dir):
+  import shutil
+  import subprocess
+  import sys
+  import tempfile
+
+  from conftest import ROOT
+  pytest.importorskip('ray')
+  scratch = tempfile.mkdtemp(prefix='ray', dir='/tmp')  # Ray's socket paths must stay under 107 bytes.
+  truth = write_coco(tmp_path / 'labels')
+  flags = [truth, '--finder-model', clipseg_dir, '--sam2-model', sam2_dir, '--device', 'cpu', '--calibrate', 'gIoU',
+           '--min-scores', '0,0.5', '--thresholds', 'adaptive,0']
+
+  def run(*extra):
+    result = subprocess.run([sys.executable, '-m', 'seg_bridge.evaluate', *flags, *extra], cwd=ROOT, capture_output=True,
+                            text=True, timeout=600, env={**os.environ, 'HF_HUB_OFFLINE': '1',
+                                                         'RAY_USAGE_STATS_ENABLED': '0', 'TMPDIR': scratch})
+    assert result.returncode == 0 and 'Traceback' not in result.stderr, result.stderr
+  try:
+    run('--out', str(tmp_path / 'local'))
+    run('--out', str(tmp_path / 'ray'), '--engine', 'ray', '--workers', '2')
+  finally:
+    shutil.rmtree(scratch, ignore_errors=True)
+
+  def numbers(out):
+    report = metrics_of(out)
+    for config in report['configurations']:
+      assert config.pop('seconds_per_image') > 0
+    return {**report, 'command': None}
+  local, ray = numbers(tmp_path / 'local'), numbers(tmp_path / 'ray')
+  assert local == ray
+  assert any(p['metrics']['*']['presence']['TP'] for p in local['configurations'][0]['calibration']['grid'])
