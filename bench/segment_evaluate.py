@@ -93,7 +93,7 @@ def main():
     labels = os.path.join(folder, 'labels')
     os.makedirs(labels)
     truth = write_labels(labels, args.images, size)
-    configurations = {name: f'--finder {name} --finder-model {path} --device cpu'
+    configurations = {name: f'{name}=--finder {name} --finder-model {path} --device cpu'
                       + ('' if name == 'sam3' else f' --sam-checkpoint {sam}') for name, path in models.items()}
     seconds, per_image = {}, {}
     for name, flags in configurations.items():
@@ -110,9 +110,7 @@ def main():
       report = json.load(f)
     with open(os.path.join(compared, 'metrics.md')) as f:
       table = f.read()
-  for config in report['configurations']:  # Paths into the deleted scratch folder: the finder's name says enough.
-    config['name'] = config['name'].split()[1]
-  table = table.replace(folder, '…')
+  table = table.replace(folder, '…')  # The scratch folder, deleted.
   sweep_cost = {name: round(per_image[f'{name} calibrated'] / per_image[f'{name} plain'], 2) for name in models}
   write_record(args.out, started, weights='random (real-size architectures): mechanics and cost, not quality',
                images=args.images, image_size=list(size), torch=torch.__version__, torch_threads=torch.get_num_threads(),

@@ -9,7 +9,8 @@ SAM 3 does both; numpy in, numpy out.
       ...
 
 segment.py (images), segment_video.py (video, seg_bridge.tracking) and the
-web demo (seg_bridge.demo) use the same builder. The names load their
+web demo (seg_bridge.demo) use the same builder; python -m seg_bridge.evaluate
+scores it on labelled images (read_truth, Pair, evaluate_pairs). The names load their
 modules on first use: `import seg_bridge` imports neither torch nor JAX.
 """
 
@@ -26,6 +27,9 @@ _PUBLIC = {  # name: (module, attribute)
     'ModelNotFoundError': ('seg_bridge.loading', 'ModelNotFoundError'),
     'FINDERS': ('seg_bridge.finders', 'FINDERS'),
     'MASKERS': ('seg_bridge.maskers', 'MASKERS'),
+    'read_truth': ('seg_bridge.evaluation.truth', 'read_truth'),
+    'Pair': ('seg_bridge.evaluation.metrics', 'Pair'),
+    'evaluate_pairs': ('seg_bridge.evaluation.metrics', 'evaluate_pairs'),
 }
 __all__ = sorted(_PUBLIC)
 

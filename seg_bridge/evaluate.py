@@ -50,8 +50,6 @@ from seg_bridge.cli import (OneLineParser, add_engine_arguments, add_segmenter_a
                             error, load_models, options_from, source_of)
 from vit_jax.interrupts import StopRequest
 
-METRIC_CHOICES = ('gIoU', 'cIoU', 'AP', 'AP50', 'AP75', 'cgF1', 'pmF1', 'MCC')
-
 
 @dataclasses.dataclass(frozen=True)
 class Configuration:
@@ -77,11 +75,12 @@ def configurations(args: argparse.Namespace) -> list[Configuration]:
   from seg_bridge.build import check
   found = []
   for text in args.configuration:
+    name, flags = text.split('=', 1) if '=' in text and not text.lstrip().startswith('-') else ('', text)
     parser = _ConfigurationParser(prog='--configuration', add_help=False)
     add_segmenter_arguments(parser)
-    options = options_from(parser.parse_args(shlex.split(text)))
+    options = options_from(parser.parse_args(shlex.split(flags)))
     check(options)
-    found.append(Configuration(text.strip() or describe(options), options))
+    found.append(Configuration(name.strip() or flags.strip() or describe(options), options))
   found += [Configuration(f'predictions {path}', predictions=path) for path in args.predictions]
   if not found:
     options = options_from(args)
@@ -119,7 +118,8 @@ def sweep_plan(config: Configuration, args) -> tuple:
 
 
 def parse_args(argv=None):
-  from seg_bridge.evaluation.calibrate import DEFAULT_MIN_SCORES, DEFAULT_THRESHOLDS, parse_numbers
+  from seg_bridge.evaluation.calibrate import (CALIBRATION_METRICS, DEFAULT_MIN_SCORES, DEFAULT_THRESHOLDS,
+                                               parse_numbers)
   parser = OneLineParser(prog='python -m seg_bridge.evaluate', description=__doc__.split('\n')[0],
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('\n\n', 1)[1])
   parser.add_argument('truth', help='COCO instances .json, or a folder of images with NAME/LABEL.png masks.')
@@ -129,13 +129,13 @@ def parse_args(argv=None):
                                                                     'each category (default: its name).')
   parser.add_argument('--out', default='eval_out', help='Output folder (default: eval_out).')
   add_segmenter_arguments(parser)
-  parser.add_argument('--configuration', action='append', default=[], metavar='FLAGS',
-                      help='A configuration as segment.py flags, e.g. "--finder grounding-dino --min-score 0.3"; '
-                           'repeat to compare several (then the flags above are not used).')
+  parser.add_argument('--configuration', action='append', default=[], metavar='[NAME=]FLAGS',
+                      help='A configuration as segment.py flags, named or not, e.g. "dino=--finder grounding-dino '
+                           '--min-score 0.3"; repeat to compare several (then the flags above are not used).')
   parser.add_argument('--predictions', action='append', default=[], metavar='RUN',
                       help='Score a segment.py --out folder or an exported COCO file instead of running models.')
-  parser.add_argument('--calibrate', choices=METRIC_CHOICES, default=None, metavar='METRIC',
-                      help=f'Sweep the thresholds and write the best for METRIC ({", ".join(METRIC_CHOICES)}) '
+  parser.add_argument('--calibrate', choices=CALIBRATION_METRICS, default=None, metavar='METRIC',
+                      help=f'Sweep the thresholds and write the best for METRIC ({", ".join(CALIBRATION_METRICS)}) '
                            'to OUT/settings.json.')
   parser.add_argument('--min-scores', type=lambda t: parse_numbers(t, '--min-scores'), default=DEFAULT_MIN_SCORES,
                       metavar='LIST', help='--calibrate: the --min-score values to try (default 0.05,0.1,...,0.95).')
@@ -152,8 +152,9 @@ def segment_all(config: Configuration, plan: tuple, truth, args, counts) -> dict
   """The configuration's candidates for every labelled image: cached ones
   read, the rest segmented here or over Ray and cached. EngineError, or
   ValueError / OSError where the models cannot load."""
-  from seg_bridge.engines import drive, run_ray
+  from seg_bridge.engines import EngineError, drive, run_ray
   from seg_bridge.evaluation.sweep import SweepJob, cache_key, read_record
+  from seg_bridge.types import PromptError
   from seg_bridge.jobs import Item
   from seg_bridge.outputs import safe_stem
   options, thresholds, *_ = plan
@@ -170,9 +171,14 @@ def segment_all(config: Configuration, plan: tuple, truth, args, counts) -> dict
         + (f' ({len(items) - len(todo)} cached)' if len(todo) < len(items) else '') + '.')
   if todo:
     job = SweepJob(options, prompts, thresholds, cache)
-    results = (run_ray(job, todo, workers=args.workers or (1, 1), gpus_per_worker=args.gpus_per_worker or 0.0,
-                       cpus_per_worker=args.cpus_per_worker or 1.0, batch_size=args.batch_size or 1)
-               if args.engine == 'ray' else map(job.worker(load_models(job), cache), todo))
+    if args.engine == 'ray':
+      results = run_ray(job, todo, workers=args.workers or (1, 1), gpus_per_worker=args.gpus_per_worker or 0.0,
+                        cpus_per_worker=args.cpus_per_worker or 1.0, batch_size=args.batch_size or 1)
+    else:
+      try:
+        results = map(job.worker(load_models(job), cache), todo)
+      except (PromptError, ValueError, OSError) as e:  # Weights, --device, prompts too long for the model.
+        raise EngineError(str(e)) from None
     drive(results, counts, total=len(todo), skipped=len(items) - len(todo), out_root=cache,
           record={'engine': args.engine, 'configuration': config.name}, unit='image')
   for item in todo:
@@ -182,17 +188,67 @@ def segment_all(config: Configuration, plan: tuple, truth, args, counts) -> dict
   return records
 
 
+def score_all(configs: list[Configuration], truth, args, counts, made_by: str) -> tuple[list, list[str]]:
+  """Each configuration's candidates (segmented or read) and scores; settings
+  files written for calibrations. -> ([(config, plan, records, result)], lines of images left out)."""
+  from seg_bridge.evaluation.calibrate import write_settings
+  from seg_bridge.evaluation.predictions import read_predictions
+  from seg_bridge.evaluation.scoring import score, seconds_per_image
+  scored, left_out = [], []
+  for index, config in enumerate(configs, start=1):
+    plan = sweep_plan(config, args)
+    if config.predictions:
+      records, missing = read_predictions(config.predictions, truth)
+    else:
+      records = segment_all(config, plan, truth, args, counts)
+      missing = [f'{i.name!r}: not segmented by {config.name} (see above); left out.' for i in truth.images
+                 if i.name not in records]
+    for line in missing:
+      print(f'skipped: {line}', file=sys.stderr)
+    left_out += missing
+    result = score(truth, records, plan[2], plan[3], args.calibrate if config.options is not None else None)
+    result.update(name=config.name, images=len(records), seconds_per_image=seconds_per_image(records))
+    if 'best' in result:
+      path = os.path.join(args.out, 'settings.json' if len(configs) == 1 else f'settings-{index}.json')
+      write_settings(path, finder=config.options.finder, metric=args.calibrate, best=result['best'],
+                     configuration=config.name, made_by=made_by)
+      result = {**result, 'calibration': {k: result.pop(k) for k in ('metric', 'best', 'grid', 'as_given')}}
+      result['calibration'].update(calibrated=result['metrics'], settings_file=os.path.basename(path))
+    scored.append((config, plan, records, result))
+  return scored, left_out
+
+
+def write_report(args, truth, scored: list, left_out: list[str], made_by: str) -> None:
+  """metrics.json, metrics.md, plots/ and worst/ (seg_bridge.evaluation.report); prints the tables."""
+  from seg_bridge.evaluation import report
+  from seg_bridge.evaluation.scoring import pairs_at, worst_pairs
+  from vit_jax.images import load_image
+  full = {'command': made_by, 'truth': args.truth, 'images': len(truth.images), 'prompts': truth.prompts,
+          'skipped': sorted(set(left_out)), 'configurations': [result for *_, result in scored]}
+  report.write_tables(args.out, full)
+  report.write_plots(args.out, full)
+  paths = {image.name: image.path for image in truth.images}
+  worst = {}
+  for index, (config, plan, records, result) in enumerate(scored, start=1):
+    best = result.get('calibration', {}).get('best')
+    point = plan[3] if best is None else (  # Where the configuration runs from now on.
+        {p: best.get(p, best['*'])['threshold'] for p in truth.prompts},
+        {p: best.get(p, best['*'])['min_score'] for p in truth.prompts})
+    worst[report.slug(index, config.name)] = worst_pairs(pairs_at(truth, records, *point), args.worst, paths)
+  for line in report.write_worst(args.out, worst, load_image):
+    print(f'note: {line}', file=sys.stderr)
+  print(report.markdown(full))
+  print(f'Wrote {os.path.join(args.out, "metrics.json")!r}, metrics.md, plots/ and worst/.')
+
+
 def main(argv=None, stop=None) -> int:
+  """Runs the command; returns its exit status (`stop`: a StopRequest, for 130 / 143)."""
   args = parse_args(argv)
   from seg_bridge.engines import EngineError, start_ray, stop_ray
   from seg_bridge.evaluation import report
-  from seg_bridge.evaluation.calibrate import write_settings
-  from seg_bridge.evaluation.predictions import read_predictions
-  from seg_bridge.evaluation.scoring import pairs_at, score, seconds_per_image, worst_pairs
   from seg_bridge.evaluation.truth import TruthError, read_names, read_truth
   from seg_bridge.types import PromptError
   from vit_jax.files import Busy, hold_lock
-  from vit_jax.images import load_image
   problem = engine_problem(args) or (args.worst < 0 and f'--worst {args.worst}: give a number >= 0.')
   if problem:
     return error(problem)
@@ -202,7 +258,6 @@ def main(argv=None, stop=None) -> int:
     truth = read_truth(args.truth, args.images, read_names(args.names))
   except (TruthError, PromptError, ValueError) as e:
     return error(str(e))
-  left_out = list(truth.skipped)
   for line in truth.skipped:
     print(f'skipped: {line}', file=sys.stderr)
   for line in truth.notes:
@@ -216,35 +271,21 @@ def main(argv=None, stop=None) -> int:
     return error(f'cannot write to --out {args.out!r} ({e.strerror or e}).')
   on_ray = args.engine == 'ray' and any(c.options is not None for c in configs)
   made_by = shlex.join(['python', '-m', 'seg_bridge.evaluate', *(sys.argv[1:] if argv is None else argv)])
-  scored, counts = [], collections.Counter()
+  counts = collections.Counter()
   try:
     report.recover(args.out)
     if on_ray:
       start_ray(args.ray_address)
-    for index, config in enumerate(configs, start=1):
-      plan = sweep_plan(config, args)
-      if config.predictions:
-        records, missing = read_predictions(config.predictions, truth)
-      else:
-        records = segment_all(config, plan, truth, args, counts)
-        missing = [f'{i.name!r}: not segmented by {config.name} (see above); left out.' for i in truth.images
-                   if i.name not in records]
-      for line in missing:
-        print(f'skipped: {line}', file=sys.stderr)
-      left_out += missing
-      result = score(truth, records, plan[2], plan[3], args.calibrate if config.options is not None else None)
-      result.update(name=config.name, images=len(records), seconds_per_image=seconds_per_image(records))
-      if 'best' in result:
-        path = os.path.join(args.out, 'settings.json' if len(configs) == 1 else f'settings-{index}.json')
-        write_settings(path, finder=config.options.finder, metric=args.calibrate, best=result['best'],
-                       configuration=config.name, made_by=made_by)
-        result = {**result, 'calibration': {k: result.pop(k) for k in ('metric', 'best', 'grid', 'as_given')}}
-        result['calibration'].update(calibrated=result['metrics'], settings_file=os.path.basename(path))
-      scored.append((config, plan, records, result))
+    scored, left_out = score_all(configs, truth, args, counts, made_by)
+    if on_ray:
+      stop_ray()
+      on_ray = False
+    write_report(args, truth, scored, truth.skipped + left_out, made_by)
   except (TruthError, PromptError, ValueError, EngineError) as e:
     return error(str(e))
-  except OSError as e:
-    return error(f'{e.filename or args.out!r}: {e.strerror or e}.')
+  except OSError as e:  # A full disk or lost permission: the cache keeps what was segmented.
+    return error(f'cannot write {e.filename or args.out!r} ({e.strerror or e}); the images done are cached: free '
+                 'space, then run the same command again.')
   except KeyboardInterrupt:
     print(f'interrupted; the images done are cached in {args.out!r}: run the same command again to go on.',
           file=sys.stderr)
@@ -253,23 +294,7 @@ def main(argv=None, stop=None) -> int:
     if on_ray:
       stop_ray()
     lock.close()
-  full = {'command': made_by, 'truth': args.truth, 'images': len(truth.images), 'prompts': truth.prompts,
-          'skipped': sorted(set(left_out)), 'configurations': [r for *_, r in scored]}
-  report.write_tables(args.out, full)
-  report.write_plots(args.out, full)
-  paths = {image.name: image.path for image in truth.images}
-  worst = {}
-  for index, (config, plan, records, result) in enumerate(scored, start=1):
-    best = result.get('calibration', {}).get('best')
-    point = plan[3] if best is None else (
-        {p: best.get(p, best['*'])['threshold'] for p in truth.prompts},
-        {p: best.get(p, best['*'])['min_score'] for p in truth.prompts})
-    worst[report.slug(index, config.name)] = worst_pairs(pairs_at(truth, records, *point), args.worst, paths)
-  for line in report.write_worst(args.out, worst, load_image):
-    print(f'note: {line}', file=sys.stderr)
-  print(report.markdown(full))
-  print(f'Wrote {os.path.join(args.out, "metrics.json")!r}, metrics.md, plots/ and worst/.')
-  return 1 if left_out or counts['failed'] else 0
+  return 1 if truth.skipped or left_out or counts['failed'] else 0
 
 
 if __name__ == '__main__':

@@ -52,6 +52,15 @@ def failure(item: Item, root: str, error: Exception, said: tuple[type, ...]) -> 
   return Done(item.path, item.name, FAILED, line)
 
 
+def load_segmenter(options: Options, prompts: tuple[str, ...]):
+  """The segmenter the options name, checked against the prompts (PromptError,
+  ValueError or OSError where it cannot serve)."""
+  from seg_bridge.build import build
+  segmenter, _ = build(options)
+  segmenter.check_prompts(list(prompts))
+  return segmenter
+
+
 @dataclasses.dataclass(frozen=True)
 class ImageJob:
   """segment.py's work on one image: find, outline, write OUT/NAME/."""
@@ -63,10 +72,7 @@ class ImageJob:
 
   def load(self):
     """The models (PromptError, ValueError or OSError where they cannot serve)."""
-    from seg_bridge.build import build
-    segmenter, _ = build(self.options)
-    segmenter.check_prompts(list(self.prompts))
-    return segmenter
+    return load_segmenter(self.options, self.prompts)
 
   def open(self) -> Callable[[Item], Done]:
     """A worker with its models, writing into --out on its own (a Ray actor)."""

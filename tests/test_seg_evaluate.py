@@ -70,7 +70,7 @@ def test_right_answers_score_one_and_a_false_positive_costs_what_it_should(tmp_p
   assert len(worst) == 5 and worst[0] == '01_iou0.00_p2.png' and worst[2].startswith('03_iou0.74_')
 
 
-def test_folder_ground_truth_reads_as_the_coco_file_does(tmp_path):
+def test_folder_ground_truth_reads_and_scores_as_the_coco_file_does(tmp_path, shapes):
   coco = read_truth(write_coco(tmp_path / 'coco'))
   folder = read_truth(write_folder(tmp_path / 'folder'))
   assert coco.prompts == folder.prompts == ['disc', 'square']
@@ -82,6 +82,11 @@ def test_folder_ground_truth_reads_as_the_coco_file_does(tmp_path):
           mask_utils.decode(m).sum() for m in b.masks.get(label, [])]
       for m, n in zip(a.masks.get(label, []), b.masks.get(label, [])):
         assert mask_utils.iou([m], [n], [0])[0, 0] == 1.0
+  for name in ('coco', 'folder'):
+    truth = str(tmp_path / 'coco' / 'instances.json') if name == 'coco' else str(tmp_path / 'folder')
+    assert evaluate.main([truth, *FINDER, '--min-score', '0.2', '--out', str(tmp_path / f'eval-{name}')]) == 0
+  scores = [metrics_of(tmp_path / f'eval-{name}')['configurations'][0]['metrics'] for name in ('coco', 'folder')]
+  assert scores[0] == scores[1] and scores[0]['square']['gIoU'] == pytest.approx(4 * (100 / 136) / 6)
 
 
 def brute_force_choice(truth_path, metric, min_scores):
@@ -312,3 +317,30 @@ def test_the_local_and_ray_engines_give_the_same_numbers(tmp_path, clipseg_dir, 
   local, ray = numbers(tmp_path / 'local'), numbers(tmp_path / 'ray')
   assert local == ray
   assert any(p['metrics']['*']['presence']['TP'] for p in local['configurations'][0]['calibration']['grid'])
+
+
+def test_missing_weights_are_one_line_exit_2_and_keep_nothing_half_done(tmp_path, capsys):
+  truth = write_coco(tmp_path / 'labels')
+  assert evaluate.main([truth, '--finder-model', str(tmp_path / 'nowhere'), '--device', 'cpu',
+                        '--out', str(tmp_path / 'eval')]) == 2
+  assert 'nowhere' in one_error_line(capsys)
+  assert not (tmp_path / 'eval' / 'metrics.json').exists()
+
+
+def test_configurations_are_compared_in_one_table_and_calibrated_apart(tmp_path, shapes):
+  truth = write_coco(tmp_path / 'labels')
+  assert evaluate.main([truth, '--configuration', 'strict=--finder grounding-dino',
+                        '--configuration', 'loose=--finder grounding-dino --min-score 0.2',
+                        '--configuration', '--finder sam3 --min-score 0.9', '--out', str(tmp_path / 'eval')]) == 0
+  configs = metrics_of(tmp_path / 'eval')['configurations']
+  assert [c['name'] for c in configs] == ['strict', 'loose', '--finder sam3 --min-score 0.9']
+  assert configs[0]['metrics']['square']['gIoU'] == 1.0
+  assert configs[1]['metrics']['square']['gIoU'] == pytest.approx(4 * (100 / 136) / 6)
+  assert configs[2]['metrics']['disc']['presence']['TP'] == 0  # 0.9 leaves the discs (0.6) out.
+  table = (tmp_path / 'eval' / 'metrics.md').read_text()
+  assert '| strict | all |' in table and '| loose | square |' in table
+  assert (tmp_path / 'eval' / 'plots' / 'comparison.png').is_file()
+  assert evaluate.main([truth, '--configuration', 'a=--finder grounding-dino', '--configuration',
+                        'b=--finder sam3', '--calibrate', 'gIoU', '--out', str(tmp_path / 'cal')]) == 0
+  assert [json.loads((tmp_path / 'cal' / f'settings-{k}.json').read_text())['finder'] for k in (1, 2)] == [
+      'grounding-dino', 'sam3']

@@ -76,6 +76,8 @@ def test_the_crops_are_a_folder_data_set_split_by_image(run, tmp_path):
 @pytest.mark.parametrize('make,phrase,status', [
     (lambda tmp: tmp / 'nowhere', 'is not a folder', 2),
     (lambda tmp: (tmp / 'empty').mkdir() or tmp / 'empty', 'holds no image folders', 2),
+    (lambda tmp: (tmp / 'half' / '.partial' / 'new' / 'p0').mkdir(parents=True) or tmp / 'half',
+     'holds no image folders', 2),  # A run killed before its first image was committed.
     (lambda tmp: ((tmp / 'bad' / 'x').mkdir(parents=True), (tmp / 'bad' / 'x' / 'result.json').write_text('{"a": 1'))
      and tmp / 'bad', 'is not a result of segment.py', 2),
 ])

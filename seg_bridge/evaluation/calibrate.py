@@ -21,7 +21,7 @@ from seg_bridge.evaluation.sweep import ADAPTIVE
 from vit_jax.files import atomic_write
 
 KIND = 'seg_bridge calibration'
-HIGHER_IS_BETTER = ('gIoU', 'cIoU', 'AP', 'AP50', 'AP75', 'cgF1', 'pmF1', 'MCC')
+CALIBRATION_METRICS = ('gIoU', 'cIoU', 'AP', 'AP50', 'AP75', 'cgF1', 'pmF1', 'MCC')  # Each: higher is better.
 DEFAULT_MIN_SCORES = tuple(round(0.05 * k, 2) for k in range(1, 20))  # 0.05, 0.10 ... 0.95
 DEFAULT_THRESHOLDS = (None, 0.3, 0.4, 0.5, 0.6)  # CLIPSeg: adaptive, then fixed heatmap thresholds.
 

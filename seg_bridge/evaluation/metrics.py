@@ -34,7 +34,6 @@ import io
 import numpy as np
 
 IOU_THRESHOLDS = np.linspace(0.5, 0.95, 10)  # COCO's, and cgF1's.
-METRICS = ('gIoU', 'cIoU', 'AP', 'AP50', 'AP75', 'cgF1', 'pmF1', 'MCC', 'precision', 'recall')
 
 
 @dataclasses.dataclass(frozen=True)

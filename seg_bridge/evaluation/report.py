@@ -69,7 +69,7 @@ def markdown(report: dict) -> str:
               '| prompt | threshold | min-score | ' + metric + ' there | at the settings as given |', '|---|---|---|---|---|']
     for name, choice in calibration['best'].items():
       lines.append(f'| {"all (one setting)" if name == "*" else name} | {choice["threshold"]} | '
-                   f'{choice["min_score"]} | {_cell(choice[metric])} | {_cell(config["metrics"][name][metric])} |')
+                   f'{choice["min_score"]} | {_cell(choice[metric])} | {_cell(calibration["as_given"][name][metric])} |')
     lines.append(f'\nEach prompt at its own choice: {metric} {_cell(calibration["calibrated"]["*"][metric])} over all; '
                  f'settings file {calibration["settings_file"]!r}.')
   return '\n'.join(lines) + '\n'

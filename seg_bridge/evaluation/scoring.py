@@ -44,6 +44,9 @@ def score(truth: Truth, records: dict[str, dict], grid: list[tuple[str, float | 
     return {'metrics': evaluate_pairs(pairs_at(truth, records, *given), truth.prompts)}
   table = {point: evaluate_pairs(pairs_at(truth, records, *point), truth.prompts) for point in grid}
   best = choose(table, metric, truth.prompts)
+  if '*' not in best:
+    raise ValueError(f'{metric} is undefined on these labels at every grid point (no true instance to score): '
+                     'calibrate for another metric, e.g. gIoU.')
   own = {p: best.get(p, best['*']) for p in truth.prompts}
   calibrated = evaluate_pairs(pairs_at(truth, records, {p: c['threshold'] for p, c in own.items()},
                                        {p: c['min_score'] for p, c in own.items()}), truth.prompts)

@@ -31,7 +31,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from seg_bridge.build import Options, settings_of
-from seg_bridge.jobs import WRITTEN, Done, Item
+from seg_bridge.jobs import WRITTEN, Done, Item, load_segmenter
 from vit_jax.files import atomic_write
 
 ADAPTIVE = 'adaptive'  # CLIPSeg's own threshold (Otsu's per heatmap), as a grid point's name.
@@ -65,8 +65,8 @@ def record_of(source: str, seconds: float, found: dict[str, list]) -> dict:
   """Candidates as JSON: per threshold, each instance's label, confidence, score and RLE mask."""
   from seg_bridge.outputs import coco_rle
   return {'source': source, 'seconds': round(seconds, 4),
-          'at': {key: [{'label': i.label, 'confidence': round(i.confidence, 6), 'score': round(i.score, 6),
-                        'rle': coco_rle(i.mask)} for i in instances] for key, instances in found.items()}}
+          'at': {key: [{'label': i.label, 'confidence': i.confidence, 'score': i.score, 'rle': coco_rle(i.mask)}
+                       for i in instances] for key, instances in found.items()}}  # Unrounded: filters compare them.
 
 
 def read_record(path: str, source: str) -> dict | None:
@@ -105,10 +105,7 @@ class SweepJob:
   cache: str
 
   def load(self):
-    from seg_bridge.build import build
-    segmenter, _ = build(self.options)
-    segmenter.check_prompts(list(self.prompts))
-    return segmenter
+    return load_segmenter(self.options, self.prompts)
 
   def open(self) -> Callable[[Item], Done]:
     return self.worker(self.load(), self.cache)
