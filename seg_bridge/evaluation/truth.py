@@ -30,7 +30,7 @@ import os
 
 import numpy as np
 
-from vit_jax.images import IMAGE_SUFFIXES
+from vit_jax.images import IMAGE_SUFFIXES, load_image
 
 
 class TruthError(ValueError):
@@ -154,9 +154,7 @@ def _read_coco(path: str, root: str, names: dict[str, str]) -> Truth:
 
 
 def _read_mask(path: str, size: tuple[int, int]) -> dict:
-  from PIL import Image
-  with Image.open(path) as picture:
-    mask = np.asarray(picture.convert('L')) > 127
+  mask = load_image(path).max(axis=-1) > 127  # Black and white (any channel set: palette masks too).
   if mask.shape != size:
     raise ValueError(f'the mask {os.path.basename(path)!r} is {mask.shape[1]}x{mask.shape[0]} pixels, the image '
                      f'{size[1]}x{size[0]}')
@@ -177,7 +175,6 @@ def _label_files(folder: str) -> dict[str, list[str]]:
 
 
 def _read_folder(root: str, names: dict[str, str]) -> Truth:
-  from PIL import Image
   images, skipped, prompts = [], [], set()
   files = sorted(n for n in os.listdir(root)
                  if n.lower().endswith(IMAGE_SUFFIXES) and os.path.isfile(os.path.join(root, n)))
@@ -188,8 +185,7 @@ def _read_folder(root: str, names: dict[str, str]) -> Truth:
     try:
       labels = _label_files(os.path.join(root, stem))
       prompts.update(names.get(label, label) for label in labels)
-      with Image.open(image_path) as picture:
-        size = (picture.height, picture.width)
+      size = load_image(image_path).shape[:2]  # As decoded: EXIF rotation applied.
       masks: dict[str, list[dict]] = {}
       for label, paths in labels.items():
         masks.setdefault(names.get(label, label), []).extend(_read_mask(p, size) for p in paths)
