@@ -62,6 +62,18 @@ def write_labels(folder: str, count: int, size: tuple[int, int]) -> str:
   return path
 
 
+def compact(config: dict) -> dict:
+  """A configuration's metrics.json entry without its grid and PR curves (the figures stay)."""
+  def plain(metrics):
+    return {name: {k: v for k, v in values.items() if k != 'pr_iou50'} for name, values in metrics.items()}
+  config = {**config, 'metrics': plain(config['metrics'])}
+  if 'calibration' in config:
+    calibration = {k: v for k, v in config['calibration'].items() if k != 'grid'}
+    config['calibration'] = {**calibration, 'as_given': plain(calibration['as_given']),
+                             'calibrated': plain(calibration['calibrated'])}
+  return config
+
+
 def evaluate(args: list[str]) -> float:
   """Runs python -m seg_bridge.evaluate ARGS in its own process; its wall seconds."""
   start = time.perf_counter()
@@ -111,11 +123,12 @@ def main():
     with open(os.path.join(compared, 'metrics.md')) as f:
       table = f.read()
   table = table.replace(folder, '…')  # The scratch folder, deleted.
+  configurations = [compact(config) for config in report['configurations']]
   sweep_cost = {name: round(per_image[f'{name} calibrated'] / per_image[f'{name} plain'], 2) for name in models}
   write_record(args.out, started, weights='random (real-size architectures): mechanics and cost, not quality',
                images=args.images, image_size=list(size), torch=torch.__version__, torch_threads=torch.get_num_threads(),
                wall_seconds=seconds, seconds_per_image=per_image, sweep_over_plain=sweep_cost,
-               configurations=report['configurations'])
+               configurations=configurations)
   header = (f'# seg_bridge.evaluate on random-weight real-size models: mechanics and cost, NOT quality\n\n'
             f'`{started["command"]}` at {started["commit"]} on {started["host"]}, {started["date"]}.\n'
             f'Seconds per image, plain / with the calibration sweep: '

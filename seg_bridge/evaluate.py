@@ -212,8 +212,8 @@ def score_all(configs: list[Configuration], truth, args, counts, made_by: str) -
       path = os.path.join(args.out, 'settings.json' if len(configs) == 1 else f'settings-{index}.json')
       write_settings(path, finder=config.options.finder, metric=args.calibrate, best=result['best'],
                      configuration=config.name, made_by=made_by)
-      result = {**result, 'calibration': {k: result.pop(k) for k in ('metric', 'best', 'grid', 'as_given')}}
-      result['calibration'].update(calibrated=result['metrics'], settings_file=os.path.basename(path))
+      calibration = {k: result.pop(k) for k in ('metric', 'best', 'grid', 'as_given')}
+      result['calibration'] = {**calibration, 'calibrated': result['metrics'], 'settings_file': os.path.basename(path)}
     scored.append((config, plan, records, result))
   return scored, left_out
 

@@ -344,3 +344,53 @@ def test_configurations_are_compared_in_one_table_and_calibrated_apart(tmp_path,
                         'b=--finder sam3', '--calibrate', 'gIoU', '--out', str(tmp_path / 'cal')]) == 0
   assert [json.loads((tmp_path / 'cal' / f'settings-{k}.json').read_text())['finder'] for k in (1, 2)] == [
       'grounding-dino', 'sam3']
+
+
+def test_a_names_file_renames_categories_to_prompts(tmp_path, shapes, capsys):
+  truth = write_coco(tmp_path / 'labels')
+  edit_coco(truth, lambda d: d['categories'][0].update(name='red square'))
+  (tmp_path / 'names.json').write_text('{"red square": "square"}')
+  assert evaluate.main([truth, *FINDER, '--names', str(tmp_path / 'names.json'), '--out', str(tmp_path / 'eval')]) == 0
+  report = metrics_of(tmp_path / 'eval')
+  assert report['prompts'] == ['disc', 'square'] and report['configurations'][0]['metrics']['square']['gIoU'] == 1.0
+  (tmp_path / 'names.json').write_text('["square"]')
+  assert evaluate.main([truth, *FINDER, '--names', str(tmp_path / 'names.json'), '--out', str(tmp_path / 'x')]) == 2
+  assert 'is not a JSON object of category -> prompt' in one_error_line(capsys)
+
+
+def test_an_evaluation_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path, clipseg_dir, sam2_dir):
+  import signal
+  import subprocess
+  import sys
+  import time
+
+  from conftest import ROOT
+  truth = write_coco(tmp_path / 'labels', count=8)
+  flags = [truth, '--finder-model', clipseg_dir, '--sam2-model', sam2_dir, '--device', 'cpu', '--calibrate', 'gIoU',
+           '--min-scores', '0,0.5', '--thresholds', 'adaptive,0']
+
+  def command(out):
+    return [sys.executable, '-m', 'seg_bridge.evaluate', *flags, '--out', str(out)]
+  env = {**os.environ, 'HF_HUB_OFFLINE': '1'}
+  subprocess.run(command(tmp_path / 'whole'), cwd=ROOT, env=env, capture_output=True, timeout=300, check=True)
+  process = subprocess.Popen(command(tmp_path / 'eval'), cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                             stderr=subprocess.DEVNULL)
+  deadline = time.monotonic() + 120
+  while time.monotonic() < deadline and process.poll() is None:
+    caches = list((tmp_path / 'eval').glob('cache/*/*.json'))
+    if len(caches) >= 3:
+      break
+    time.sleep(0.05)
+  process.send_signal(signal.SIGKILL)
+  process.wait()
+  done = len(list((tmp_path / 'eval').glob('cache/*/*.json')))
+  assert 0 < done < 8 and not (tmp_path / 'eval' / 'metrics.json').exists()
+  result = subprocess.run(command(tmp_path / 'eval'), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+  assert result.returncode == 0, result.stderr
+  assert f'{8 - done} of 8 images to segment ({done} cached)' in result.stdout
+
+  def without_seconds(report):
+    for config in report['configurations']:
+      config.pop('seconds_per_image')
+    return {**report, 'command': None}
+  assert without_seconds(metrics_of(tmp_path / 'eval')) == without_seconds(metrics_of(tmp_path / 'whole'))
