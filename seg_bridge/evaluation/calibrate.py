@@ -77,11 +77,8 @@ def write_settings(path: str, *, finder: str, metric: str, best: dict, configura
 
 
 def _load(path: str) -> dict:
-  try:
-    with open(path, encoding='utf-8') as f:
-      settings = json.load(f)
-  except (OSError, UnicodeDecodeError, ValueError) as e:
-    raise SettingsError(f'--settings {path!r} cannot be read ({getattr(e, "strerror", None) or e}).') from None
+  from seg_bridge.evaluation.truth import read_json
+  settings = read_json(path, f'--settings {path!r}', SettingsError)
   if not isinstance(settings, dict) or settings.get('kind') != KIND:
     raise SettingsError(f'--settings {path!r} is not a settings file of python -m seg_bridge.evaluate --calibrate.')
   return settings

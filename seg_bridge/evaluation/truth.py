@@ -78,15 +78,20 @@ def as_rle(segmentation, height: int, width: int) -> dict:
   return {'size': [height, width], 'counts': counts.encode() if isinstance(counts, str) else counts}
 
 
+def read_json(path: str, name: str, error: type[ValueError]):
+  """The JSON value in the file; `error` saying `name` cannot be read, and why, otherwise."""
+  try:
+    with open(path, encoding='utf-8') as f:
+      return json.load(f)
+  except (OSError, UnicodeDecodeError, ValueError) as e:
+    raise error(f'{name} cannot be read as JSON ({getattr(e, "strerror", None) or e}).') from None
+
+
 def read_names(path: str | None) -> dict[str, str]:
   """A mapping file {"category": "prompt"} (JSON); {} without one."""
   if path is None:
     return {}
-  try:
-    with open(path, encoding='utf-8') as f:
-      names = json.load(f)
-  except (OSError, ValueError) as e:
-    raise TruthError(f'--names {path!r} cannot be read ({getattr(e, "strerror", None) or e}).') from None
+  names = read_json(path, f'--names {path!r}', TruthError)
   if not (isinstance(names, dict) and all(isinstance(k, str) and isinstance(v, str) and v.strip()
                                           for k, v in names.items())):
     raise TruthError(f'--names {path!r} is not a JSON object of category -> prompt, e.g. {{"sports ball": "ball"}}.')
@@ -104,11 +109,7 @@ def read_truth(path: str, images: str | None = None, names: dict[str, str] | Non
 
 
 def load_coco(path: str) -> dict:
-  try:
-    with open(path, encoding='utf-8') as f:
-      data = json.load(f)
-  except (OSError, UnicodeDecodeError, ValueError) as e:
-    raise TruthError(f'{path!r} cannot be read as JSON ({getattr(e, "strerror", None) or e}).') from None
+  data = read_json(path, repr(path), TruthError)
   if not (isinstance(data, dict) and all(isinstance(data.get(k), list) for k in ('images', 'annotations',
                                                                                  'categories'))):
     raise TruthError(f'{path!r} is not COCO instances (a JSON object with images, annotations and categories).')
