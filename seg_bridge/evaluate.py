@@ -201,6 +201,8 @@ def score_all(configs: list[Configuration], truth, args, counts, made_by: str) -
       records, missing = read_predictions(config.predictions, truth)
     else:
       records = segment_all(config, plan, truth, args, counts)
+      if not records:
+        raise ValueError(f'{config.name}: none of the images could be segmented (each said above); nothing to score.')
       missing = [f'{i.name!r}: not segmented by {config.name} (see above); left out.' for i in truth.images
                  if i.name not in records]
     for line in missing:

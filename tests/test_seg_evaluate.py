@@ -394,3 +394,17 @@ def test_an_evaluation_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path,
       config.pop('seconds_per_image')
     return {**report, 'command': None}
   assert without_seconds(metrics_of(tmp_path / 'eval')) == without_seconds(metrics_of(tmp_path / 'whole'))
+
+
+def test_no_image_that_can_be_segmented_is_one_line_exit_2(tmp_path, shapes, capsys):
+  truth = write_coco(tmp_path / 'labels', count=2)
+  for k in range(2):
+    (tmp_path / 'labels' / f'p{k}.png').write_bytes(b'')
+  assert evaluate.main([truth, *FINDER, '--out', str(tmp_path / 'eval')]) == 2
+  err = capsys.readouterr().err
+  lines = [line for line in err.split('\n') if 'error: ' in line]
+  assert len(lines) == 3 and 'Traceback' not in err, err  # Each image, then the run.
+  assert all('not a readable image' in line for line in lines[:2])
+  assert lines[2] == 'error: grounding-dino + SAM vit_b: none of the images could be segmented (each said above); ' \
+                     'nothing to score.'
+  assert not (tmp_path / 'eval' / 'metrics.json').exists()
