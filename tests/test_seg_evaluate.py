@@ -68,6 +68,9 @@ def test_right_answers_score_one_and_a_false_positive_costs_what_it_should(tmp_p
   assert square['pmF1'] == pytest.approx(2 / 3) and square['cgF1'] == 0.0
   worst = sorted(os.listdir(tmp_path / 'low' / 'worst' / '1-grounding-dino_SAM_vit_b' / 'square'))
   assert len(worst) == 5 and worst[0] == '01_iou0.00_p2.png' and worst[2].startswith('03_iou0.74_')
+  from PIL import Image
+  with Image.open(tmp_path / 'low' / 'worst' / '1-grounding-dino_SAM_vit_b' / 'square' / worst[0]) as picture:
+    assert picture.size == (2 * 80 + 8, 64)  # The prediction beside the truth.
 
 
 def test_folder_ground_truth_reads_and_scores_as_the_coco_file_does(tmp_path, shapes):
@@ -124,6 +127,8 @@ def test_calibration_picks_what_a_brute_force_loop_picks_and_segment_py_uses_it(
   assert settings['finder'] == 'grounding-dino' and settings['metric'] == metric
   calibrated = metrics_of(tmp_path / 'eval')['configurations'][0]
   assert calibrated['calibration']['best']['square']['min_score'] == settings['min_score']['square']
+  assert [p['min_score'] for p in calibrated['calibration']['grid']] == min_scores
+  assert (tmp_path / 'eval' / 'plots' / '1-grounding-dino_SAM_vit_b_sweep.png').is_file()
 
   shapes.clear()
   photos = write_photos(tmp_path / 'new', 2)
