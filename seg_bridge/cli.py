@@ -58,10 +58,12 @@ def add_segmenter_arguments(parser: argparse.ArgumentParser) -> None:
   parser.add_argument('--device', default=None, help='cuda, mps or cpu (default: the best available).')
 
 
-def add_engine_arguments(parser: argparse.ArgumentParser, unit: str) -> None:
-  """Where the work runs: here, one `unit` after another, or over Ray."""
-  parser.add_argument('--list', action='append', default=[], metavar='FILE',
-                      help=f'A file naming one {unit} (path or URL) per line, for more than a command line holds.')
+def add_engine_arguments(parser: argparse.ArgumentParser, unit: str, listing: bool = True) -> None:
+  """Where the work runs: here, one `unit` after another, or over Ray; and
+  (`listing`) --list, more inputs from a file."""
+  if listing:
+    parser.add_argument('--list', action='append', default=[], metavar='FILE',
+                        help=f'A file naming one {unit} (path or URL) per line, for more than a command line holds.')
   parser.add_argument('--engine', default='local', choices=('local', 'ray'),
                       help=f"local: one {unit} after another in this process; ray: over a Ray Data actor pool, on "
                            'this machine or a cluster (pip install -e ".[ray]"; --out must be a folder every node '

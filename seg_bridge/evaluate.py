@@ -5,7 +5,7 @@ thresholds; compares configurations.
     python -m seg_bridge.evaluate labels/ --finder sam3 --calibrate cgF1 --out eval/    # -> eval/settings.json
     python segment.py --finder sam3 --settings eval/settings.json --prompt "dog, ball" photos/
     python -m seg_bridge.evaluate labels/instances.json --out eval/ \
-        --configuration "--finder clipseg" --configuration "--finder grounding-dino --sam2-model facebook/sam2.1-hiera-tiny"
+        --configuration "clipseg=--finder clipseg" --configuration "dino=--finder grounding-dino --sam2-model facebook/sam2.1-hiera-tiny"
     python -m seg_bridge.evaluate labels/instances.json --predictions segment_out/ --out eval/   # a past run
 
 Ground truth: COCO instances (--images: the folder file_name is relative to;
@@ -144,7 +144,7 @@ def parse_args(argv=None):
                       help='--calibrate, CLIPSeg: the --threshold values to try (default adaptive,0.3,0.4,0.5,0.6).')
   parser.add_argument('--worst', type=int, default=5, metavar='N', help='Worst images kept per prompt (default 5).')
   parser.add_argument('--redo', action='store_true', help='Segment again images whose candidates are cached.')
-  add_engine_arguments(parser, 'image')
+  add_engine_arguments(parser, 'image', listing=False)  # The images are the ground truth's.
   return parser.parse_args(argv)
 
 
