@@ -413,3 +413,22 @@ def test_no_image_that_can_be_segmented_is_one_line_exit_2(tmp_path, shapes, cap
   assert lines[2] == 'error: grounding-dino + SAM vit_b: none of the images could be segmented (each said above); ' \
                      'nothing to score.'
   assert not (tmp_path / 'eval' / 'metrics.json').exists()
+
+
+def test_a_coco_results_list_scores_against_the_ground_truths_ids(tmp_path, shapes, capsys):
+  truth = write_coco(tmp_path / 'labels')
+  data = json.loads(open(truth).read())
+  results = [{'image_id': a['image_id'], 'category_id': a['category_id'], 'segmentation': a['segmentation'],
+              'score': 0.8} for a in data['annotations']]  # Exactly the truth (polygons and RLE alike).
+  results.append({'image_id': 11, 'category_id': 2, 'score': 0.1,  # A disc on p1, which has none.
+                  'segmentation': {'size': [64, 80], 'counts': encode(photo(0)[1]['disc'][0])['counts'].decode()}})
+  (tmp_path / 'results.json').write_text(json.dumps(results))
+  assert evaluate.main([truth, '--predictions', str(tmp_path / 'results.json'), '--out', str(tmp_path / 'eval')]) == 0
+  disc = metrics_of(tmp_path / 'eval')['configurations'][0]['metrics']['disc']
+  assert disc['presence'] == {'TP': 3, 'FP': 1, 'FN': 0, 'TN': 2} and disc['AP'] == pytest.approx(1.0)
+  (tmp_path / 'bad.json').write_text(json.dumps([{'image_id': 10, 'category_id': 9, 'score': 1, 'segmentation': []}]))
+  assert evaluate.main([truth, '--predictions', str(tmp_path / 'bad.json'), '--out', str(tmp_path / 'x')]) == 2
+  assert 'result 0 is not a COCO segmentation result with known ids' in one_error_line(capsys)
+  folder = write_folder(tmp_path / 'folder')
+  assert evaluate.main([folder, '--predictions', str(tmp_path / 'results.json'), '--out', str(tmp_path / 'y')]) == 2
+  assert 'need COCO ground truth' in one_error_line(capsys)

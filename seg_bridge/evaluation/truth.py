@@ -51,6 +51,8 @@ class Truth:
   images: list[LabelledImage]  # The usable ones, in the file's order.
   skipped: list[str]  # One line per image left out, with why.
   notes: list[str]  # Lines worth saying that skip nothing (an empty category).
+  coco_images: dict[int, str] = dataclasses.field(default_factory=dict)  # COCO: image id -> name (usable ones).
+  coco_categories: dict[int, str] = dataclasses.field(default_factory=dict)  # COCO: category id -> prompt.
 
 
 def encode(mask: np.ndarray) -> dict:
@@ -131,7 +133,7 @@ def _read_coco(path: str, root: str, names: dict[str, str]) -> Truth:
   by_image: dict[int, list[dict]] = {}
   for annotation in data['annotations']:
     by_image.setdefault(int(annotation['image_id']), []).append(annotation)
-  images, skipped = [], []
+  images, skipped, ids = [], [], {}
   for record in data['images']:
     file_name, height, width = str(record['file_name']), int(record['height']), int(record['width'])
     image_path = os.path.join(root, file_name)
@@ -151,7 +153,9 @@ def _read_coco(path: str, root: str, names: dict[str, str]) -> Truth:
       skipped.append(f'{file_name!r}: {e}; left out.')
       continue
     images.append(LabelledImage(file_name, image_path, (height, width), masks))
-  return _truth(sorted(set(category.values())), images, skipped, path)
+    ids[int(record['id'])] = file_name
+  truth = _truth(sorted(set(category.values())), images, skipped, path)
+  return dataclasses.replace(truth, coco_images=ids, coco_categories=category)
 
 
 def _read_mask(path: str, size: tuple[int, int]) -> dict:
