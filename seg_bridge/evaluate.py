@@ -47,7 +47,7 @@ import shlex
 import sys
 
 from seg_bridge.cli import (OneLineParser, add_engine_arguments, add_segmenter_arguments, check_out, engine_problem,
-                            error, load_models, options_from, source_of)
+                            error, load_models, options_from, source_of, unit_interval)
 from vit_jax.interrupts import StopRequest
 
 
@@ -117,9 +117,20 @@ def sweep_plan(config: Configuration, args) -> tuple:
   return dataclasses.replace(options, min_score=min_scores[0], threshold=None), thresholds, grid, given
 
 
+def unit_intervals(text: str) -> tuple[float, ...]:
+  """argparse type: '0.1,0.2' -> (0.1, 0.2), each in [0, 1], each once."""
+  return tuple(dict.fromkeys(unit_interval(part.strip()) for part in text.split(',')))
+
+
+def thresholds_list(text: str) -> tuple[float | None, ...]:
+  """argparse type: unit_intervals, where 'adaptive' (CLIPSeg's own threshold) is None."""
+  from seg_bridge.evaluation.sweep import ADAPTIVE
+  return tuple(dict.fromkeys(None if part.strip() == ADAPTIVE else unit_interval(part.strip())
+                             for part in text.split(',')))
+
+
 def parse_args(argv=None):
-  from seg_bridge.evaluation.calibrate import (CALIBRATION_METRICS, DEFAULT_MIN_SCORES, DEFAULT_THRESHOLDS,
-                                               parse_numbers)
+  from seg_bridge.evaluation.calibrate import CALIBRATION_METRICS, DEFAULT_MIN_SCORES, DEFAULT_THRESHOLDS
   parser = OneLineParser(prog='python -m seg_bridge.evaluate', description=__doc__.split('\n')[0],
                          formatter_class=argparse.RawDescriptionHelpFormatter, epilog=__doc__.split('\n\n', 1)[1])
   parser.add_argument('truth', help='COCO instances .json, or a folder of images with NAME/LABEL.png masks.')
@@ -137,9 +148,9 @@ def parse_args(argv=None):
   parser.add_argument('--calibrate', choices=CALIBRATION_METRICS, default=None, metavar='METRIC',
                       help=f'Sweep the thresholds and write the best for METRIC ({", ".join(CALIBRATION_METRICS)}) '
                            'to OUT/settings.json.')
-  parser.add_argument('--min-scores', type=lambda t: parse_numbers(t, '--min-scores'), default=DEFAULT_MIN_SCORES,
+  parser.add_argument('--min-scores', type=unit_intervals, default=DEFAULT_MIN_SCORES,
                       metavar='LIST', help='--calibrate: the --min-score values to try (default 0.05,0.1,...,0.95).')
-  parser.add_argument('--thresholds', type=lambda t: parse_numbers(t, '--thresholds', adaptive=True),
+  parser.add_argument('--thresholds', type=thresholds_list,
                       default=DEFAULT_THRESHOLDS, metavar='LIST',
                       help='--calibrate, CLIPSeg: the --threshold values to try (default adaptive,0.3,0.4,0.5,0.6).')
   parser.add_argument('--worst', type=int, default=5, metavar='N', help='Worst images kept per prompt (default 5).')
@@ -223,7 +234,7 @@ def score_all(configs: list[Configuration], truth, args, counts, made_by: str) -
 def write_report(args, truth, scored: list, left_out: list[str], made_by: str) -> None:
   """metrics.json, metrics.md, plots/ and worst/ (seg_bridge.evaluation.report); prints the tables."""
   from seg_bridge.evaluation import report
-  from seg_bridge.evaluation.scoring import pairs_at, worst_pairs
+  from seg_bridge.evaluation.scoring import calibrated_point, pairs_at, worst_pairs
   from vit_jax.images import load_image
   full = {'command': made_by, 'truth': args.truth, 'images': len(truth.images), 'prompts': truth.prompts,
           'skipped': sorted(set(left_out)), 'configurations': [result for *_, result in scored]}
@@ -233,9 +244,7 @@ def write_report(args, truth, scored: list, left_out: list[str], made_by: str) -
   worst = {}
   for index, (config, plan, records, result) in enumerate(scored, start=1):
     best = result.get('calibration', {}).get('best')
-    point = plan[3] if best is None else (  # Where the configuration runs from now on.
-        {p: best.get(p, best['*'])['threshold'] for p in truth.prompts},
-        {p: best.get(p, best['*'])['min_score'] for p in truth.prompts})
+    point = plan[3] if best is None else calibrated_point(best, truth.prompts)  # Where it runs from now on.
     worst[report.slug(index, config.name)] = worst_pairs(pairs_at(truth, records, *point), args.worst, paths)
   for line in report.write_worst(args.out, worst, load_image):
     print(f'note: {line}', file=sys.stderr)
@@ -247,7 +256,6 @@ def main(argv=None, stop=None) -> int:
   """Runs the command; returns its exit status (`stop`: a StopRequest, for 130 / 143)."""
   args = parse_args(argv)
   from seg_bridge.engines import EngineError, start_ray, stop_ray
-  from seg_bridge.evaluation import report
   from seg_bridge.evaluation.truth import TruthError, read_names, read_truth
   from seg_bridge.types import PromptError
   from vit_jax.files import Busy, hold_lock
@@ -275,7 +283,6 @@ def main(argv=None, stop=None) -> int:
   made_by = shlex.join(['python', '-m', 'seg_bridge.evaluate', *(sys.argv[1:] if argv is None else argv)])
   counts = collections.Counter()
   try:
-    report.recover(args.out)
     if on_ray:
       start_ray(args.ray_address)
     scored, left_out = score_all(configs, truth, args, counts, made_by)

@@ -30,3 +30,25 @@ def test_a_full_disk_names_the_file_asked_for_and_leaves_no_temporary_file(tmp_p
     assert os.listdir(where) == []
   finally:
     subprocess.run(['umount', str(where)], check=True)
+
+
+def test_a_staged_folder_replaces_an_earlier_one_whole_and_a_half_swap_is_completed(tmp_path):
+  target = tmp_path / 'plots'
+  target.mkdir()
+  (target / 'old.png').write_text('old')
+  with pytest.raises(KeyboardInterrupt):
+    with files.staged_dir(str(target), replace=True) as staging:
+      (tmp_path / 'plots.partial' / 'half.png').write_text('half')
+      assert staging == str(tmp_path / 'plots.partial')
+      raise KeyboardInterrupt
+  assert sorted(os.listdir(tmp_path)) == ['plots'] and os.listdir(target) == ['old.png']
+  with files.staged_dir(str(target), replace=True) as staging:
+    (tmp_path / 'plots.partial' / 'new.png').write_text('new')
+  assert sorted(os.listdir(tmp_path)) == ['plots'] and os.listdir(target) == ['new.png']
+  target.rename(tmp_path / 'plots.old')  # Killed between replace_dir's two renames: only the earlier folder.
+  (tmp_path / 'plots.partial').mkdir()
+  with pytest.raises(RuntimeError):
+    with files.staged_dir(str(target), replace=True):
+      assert os.listdir(target) == ['new.png'] and not (tmp_path / 'plots.old').exists()  # Put back first.
+      raise RuntimeError
+  assert sorted(os.listdir(tmp_path)) == ['plots']

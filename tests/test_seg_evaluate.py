@@ -15,9 +15,9 @@ import segment  # noqa: E402
 import segment_video  # noqa: E402
 import seg_bridge.build  # noqa: E402
 from seg_bridge import evaluate  # noqa: E402
-from seg_bridge.evaluation.calibrate import DEFAULT_MIN_SCORES  # noqa: E402
 from seg_bridge.evaluation.metrics import Pair, evaluate_pairs  # noqa: E402
-from seg_bridge.evaluation.truth import encode, read_truth  # noqa: E402
+from seg_bridge.evaluation.truth import read_truth  # noqa: E402
+from seg_bridge.outputs import coco_rle  # noqa: E402
 from seg_bridge.outputs import OutputFolder  # noqa: E402
 from seg_shapes import ShapeSegmenter, photo, write_coco, write_folder, write_photos  # noqa: E402
 
@@ -104,7 +104,7 @@ def brute_force_choice(truth_path, metric, min_scores):
       for prompt in truth.prompts:
         found = [i for i in result.instances if i.label == prompt]
         pairs.append(Pair(image.name, prompt, image.size, image.masks.get(prompt, []),
-                          [encode(i.mask) for i in found], [i.score for i in found]))
+                          [coco_rle(i.mask) for i in found], [i.score for i in found]))
     table.append((m, evaluate_pairs(pairs, truth.prompts)))
   best = {}
   for name in ['*', *truth.prompts]:
@@ -421,7 +421,7 @@ def test_a_coco_results_list_scores_against_the_ground_truths_ids(tmp_path, shap
   results = [{'image_id': a['image_id'], 'category_id': a['category_id'], 'segmentation': a['segmentation'],
               'score': 0.8} for a in data['annotations']]  # Exactly the truth (polygons and RLE alike).
   results.append({'image_id': 11, 'category_id': 2, 'score': 0.1,  # A disc on p1, which has none.
-                  'segmentation': {'size': [64, 80], 'counts': encode(photo(0)[1]['disc'][0])['counts'].decode()}})
+                  'segmentation': {'size': [64, 80], 'counts': coco_rle(photo(0)[1]['disc'][0])['counts']}})
   (tmp_path / 'results.json').write_text(json.dumps(results))
   assert evaluate.main([truth, '--predictions', str(tmp_path / 'results.json'), '--out', str(tmp_path / 'eval')]) == 0
   disc = metrics_of(tmp_path / 'eval')['configurations'][0]['metrics']['disc']
@@ -432,3 +432,14 @@ def test_a_coco_results_list_scores_against_the_ground_truths_ids(tmp_path, shap
   folder = write_folder(tmp_path / 'folder')
   assert evaluate.main([folder, '--predictions', str(tmp_path / 'results.json'), '--out', str(tmp_path / 'y')]) == 2
   assert 'need COCO ground truth' in one_error_line(capsys)
+
+
+@pytest.mark.parametrize('flag,value,phrase', [
+    ('--min-scores', '0.1,abc', "argument --min-scores: 'abc' is not a number"),
+    ('--min-scores', '0.1,2', 'argument --min-scores: 2 is not in [0, 1]'),
+    ('--thresholds', 'adaptive,x', "argument --thresholds: 'x' is not a number"),
+])
+def test_a_bad_grid_is_one_line_exit_2(tmp_path, capsys, flag, value, phrase):
+  with pytest.raises(SystemExit) as stop:
+    evaluate.main(['labels.json', '--calibrate', 'gIoU', flag, value, '--out', str(tmp_path / 'eval')])
+  assert stop.value.code == 2 and phrase in one_error_line(capsys)

@@ -8,7 +8,7 @@ import pytest
 pytest.importorskip('pycocotools')
 
 from seg_bridge.evaluation.metrics import Pair, evaluate_pairs, mcc, pair_metrics  # noqa: E402
-from seg_bridge.evaluation.truth import encode  # noqa: E402
+from seg_bridge.outputs import coco_rle  # noqa: E402
 
 SIZE = (40, 40)
 
@@ -16,7 +16,7 @@ SIZE = (40, 40)
 def square(top, left, side=10):
   mask = np.zeros(SIZE, bool)
   mask[top:top + side, left:left + side] = True
-  return encode(mask)
+  return coco_rle(mask)
 
 
 def pair(prompt, truth, predicted, image='a', scores=None):
@@ -66,7 +66,7 @@ def test_cgf1_matches_one_to_one_and_counts_thresholds():
   truth = [square(0, 0), square(20, 20)]
   shifted = np.zeros(SIZE, bool)
   shifted[20:30, 22:32] = True  # 80 shared of 120: IoU 2/3.
-  predicted = [square(0, 0), encode(shifted), square(30, 0)]
+  predicted = [square(0, 0), coco_rle(shifted), square(30, 0)]
   m = pair_metrics([pair('dog', truth, predicted), pair('dog', [], [], image='b')])
   thresholds = np.linspace(0.5, 0.95, 10)
   tp = 1 + (thresholds <= 2 / 3)

@@ -7,6 +7,7 @@ never a mixture:
     with atomic_file('weights.pth') as f: ...      # one file, streamed
     replace_dir(new, 'out/dog', old='out/.old')    # a folder of files, in one rename
     with staged_dir('dataset') as staging: ...     # a new folder, filled in 'dataset.partial'
+    with staged_dir('plots', replace=True) as staging: ...   # the same, in place of an earlier one
     sha256_tree(folder)                            # {relative path: digest}
 
 and one process at a time in a folder:
@@ -64,16 +65,25 @@ def atomic_write(path: str, data: bytes) -> None:
 
 
 @contextlib.contextmanager
-def staged_dir(target: str) -> Iterator[str]:
+def staged_dir(target: str, replace: bool = False) -> Iterator[str]:
   """A folder to fill (TARGET.partial) that is renamed to `target` when the
   block ends without an exception, and removed otherwise (Ctrl-C included);
-  one left by a killed process is removed first. `target` must not exist."""
-  staging = target.rstrip('/') + '.partial'
+  one left by a killed process is removed first. `target` must not exist,
+  unless `replace`: then the new folder takes its place through replace_dir
+  (the earlier one kept as TARGET.old until it has), and a swap a killed
+  process left half done is completed first (restore_dir)."""
+  target = target.rstrip('/')
+  staging, old = target + '.partial', target + '.old'
+  if replace:
+    restore_dir(old, target)
   shutil.rmtree(staging, ignore_errors=True)
   try:
     os.makedirs(staging)
     yield staging
-    os.rename(staging, target)
+    if replace:
+      replace_dir(staging, target, old)
+    else:
+      os.rename(staging, target)
   except BaseException:
     shutil.rmtree(staging, ignore_errors=True)
     raise

@@ -15,7 +15,6 @@ go to the earlier point.
 from __future__ import annotations
 
 import json
-import math
 
 from seg_bridge.evaluation.sweep import ADAPTIVE
 from vit_jax.files import atomic_write
@@ -28,25 +27,6 @@ DEFAULT_THRESHOLDS = (None, 0.3, 0.4, 0.5, 0.6)  # CLIPSeg: adaptive, then fixed
 
 class SettingsError(ValueError):
   """A settings file that cannot be used; the message says why, in one line."""
-
-
-def parse_numbers(text: str, name: str, adaptive: bool = False) -> tuple:
-  """'0.1,0.2' -> (0.1, 0.2), each in [0, 1]; 'adaptive' -> None where allowed."""
-  values = []
-  for part in text.split(','):
-    part = part.strip()
-    if adaptive and part == ADAPTIVE:
-      values.append(None)
-      continue
-    try:
-      value = float(part)
-    except ValueError:
-      value = math.nan
-    if not 0.0 <= value <= 1.0:
-      raise ValueError(f'{name} {text!r}: {part!r} is not a number in [0, 1]'
-                       + (' or "adaptive".' if adaptive else '.'))
-    values.append(value)
-  return tuple(dict.fromkeys(values))
 
 
 def choose(table: dict[tuple[str, float | None], dict], metric: str, prompts: list[str]) -> dict:

@@ -61,9 +61,9 @@ def union_overlap(pair: Pair) -> tuple[int, int]:
   return both, int(mask_utils.area(predicted)) + int(mask_utils.area(truth)) - both
 
 
-def pair_iou(pair: Pair) -> float:
-  """The pair's IoU of union masks; 1 where neither side has a pixel."""
-  both, union = union_overlap(pair)
+def pair_iou(pair: Pair, overlap: tuple[int, int] | None = None) -> float:
+  """The pair's IoU of union masks (from its union_overlap, where known); 1 where neither side has a pixel."""
+  both, union = overlap or union_overlap(pair)
   return both / union if union else 1.0
 
 
@@ -91,7 +91,8 @@ def matches(pair: Pair) -> np.ndarray:
 
 def pair_metrics(pairs: list[Pair]) -> dict:
   """gIoU, cIoU, presence and cgF1 over `pairs` (see the module docstring)."""
-  ious, overlaps = [pair_iou(p) for p in pairs], [union_overlap(p) for p in pairs]
+  overlaps = [union_overlap(p) for p in pairs]
+  ious = [pair_iou(p, overlap) for p, overlap in zip(pairs, overlaps)]
   present = np.array([bool(p.truth) for p in pairs], bool)
   said = np.array([bool(p.predicted) for p in pairs], bool)
   tp, fp = int((present & said).sum()), int((~present & said).sum())

@@ -12,7 +12,6 @@ are ignored.
 
 from __future__ import annotations
 
-import json
 import os
 
 from seg_bridge.evaluation.sweep import AS_GIVEN

@@ -10,7 +10,7 @@
     worst/N/PROMPT/ the images that prompt did worst on (lowest IoU), each the
                     prediction beside the ground truth
 
-Files are replaced whole (atomic writes; plots/ and worst/ staged, then renamed).
+Files are replaced whole (atomic writes; plots/ and worst/ staged, then swapped in).
 """
 
 from __future__ import annotations
@@ -18,22 +18,12 @@ from __future__ import annotations
 import json
 import os
 import re
-import shutil
 
 import numpy as np
 
-from vit_jax.files import atomic_write, replace_dir, restore_dir
+from vit_jax.files import atomic_write, staged_dir
 
 COLUMNS = ('gIoU', 'cIoU', 'AP', 'AP50', 'AP75', 'cgF1', 'precision', 'recall', 'MCC')
-
-
-def recover(out: str) -> None:
-  """Finishes what a killed evaluation left: earlier plots/ and worst/ back, staging folders gone."""
-  for name in ('plots', 'worst'):
-    old = os.path.join(out, f'.{name}.old')
-    if os.path.isdir(old):
-      restore_dir(old, os.path.join(out, name))
-    shutil.rmtree(os.path.join(out, f'.{name}.partial'), ignore_errors=True)
 
 
 def slug(index: int, name: str) -> str:
@@ -85,45 +75,42 @@ def write_plots(out: str, report: dict) -> None:
   import matplotlib
   matplotlib.use('Agg')
   import matplotlib.pyplot as plt
-  staging = os.path.join(out, '.plots.partial')
-  shutil.rmtree(staging, ignore_errors=True)
-  os.makedirs(staging)
-  recall = np.linspace(0, 1, 101)
-  for index, config in enumerate(report['configurations'], start=1):
-    name = slug(index, config['name'])
-    figure, axes = plt.subplots(figsize=(5, 4))
-    for prompt in report['prompts']:
-      if config['metrics'][prompt]['pr_iou50'] is not None:
-        axes.plot(recall, config['metrics'][prompt]['pr_iou50'], label=prompt)
-    axes.set(xlabel='recall', ylabel='precision', title=f'{config["name"]}: IoU 0.5', xlim=(0, 1), ylim=(0, 1.02))
-    axes.legend(fontsize='small')
-    figure.savefig(os.path.join(staging, f'{name}_pr.png'), dpi=100, bbox_inches='tight')
-    plt.close(figure)
-    calibration = config.get('calibration')
-    if calibration:
-      metric, threshold = calibration['metric'], calibration['best'].get('*', {}).get('threshold')
+  with staged_dir(os.path.join(out, 'plots'), replace=True) as staging:
+    recall = np.linspace(0, 1, 101)
+    for index, config in enumerate(report['configurations'], start=1):
+      name = slug(index, config['name'])
       figure, axes = plt.subplots(figsize=(5, 4))
-      for prompt in ['*', *report['prompts']]:
-        points = [(p['min_score'], p['metrics'][prompt][metric]) for p in calibration['grid']
-                  if p['threshold'] == threshold and p['metrics'][prompt][metric] is not None]
-        if points:
-          axes.plot(*zip(*points), marker='.', label='all' if prompt == '*' else prompt)
-      axes.set(xlabel='--min-score', ylabel=metric, title=f'{config["name"]} (threshold {threshold})')
+      for prompt in report['prompts']:
+        if config['metrics'][prompt]['pr_iou50'] is not None:
+          axes.plot(recall, config['metrics'][prompt]['pr_iou50'], label=prompt)
+      axes.set(xlabel='recall', ylabel='precision', title=f'{config["name"]}: IoU 0.5', xlim=(0, 1), ylim=(0, 1.02))
       axes.legend(fontsize='small')
-      figure.savefig(os.path.join(staging, f'{name}_sweep.png'), dpi=100, bbox_inches='tight')
+      figure.savefig(os.path.join(staging, f'{name}_pr.png'), dpi=100, bbox_inches='tight')
       plt.close(figure)
-  shown = ('gIoU', 'cIoU', 'AP', 'MCC')
-  figure, axes = plt.subplots(figsize=(1.5 + 1.2 * len(shown) * len(report['configurations']) ** 0.5, 4))
-  width = 0.8 / len(report['configurations'])
-  for k, config in enumerate(report['configurations']):
-    axes.bar(np.arange(len(shown)) + k * width, [config['metrics']['*'][m] or 0.0 for m in shown], width,
-             label=config['name'])
-  axes.set_xticks(np.arange(len(shown)) + 0.4 - width / 2, shown)
-  axes.set(ylim=(min(0.0, *(c['metrics']['*']['MCC'] for c in report['configurations'])), 1), title='all prompts')
-  axes.legend(fontsize='small')
-  figure.savefig(os.path.join(staging, 'comparison.png'), dpi=100, bbox_inches='tight')
-  plt.close(figure)
-  replace_dir(staging, os.path.join(out, 'plots'), os.path.join(out, '.plots.old'))
+      calibration = config.get('calibration')
+      if calibration:
+        metric, threshold = calibration['metric'], calibration['best'].get('*', {}).get('threshold')
+        figure, axes = plt.subplots(figsize=(5, 4))
+        for prompt in ['*', *report['prompts']]:
+          points = [(p['min_score'], p['metrics'][prompt][metric]) for p in calibration['grid']
+                    if p['threshold'] == threshold and p['metrics'][prompt][metric] is not None]
+          if points:
+            axes.plot(*zip(*points), marker='.', label='all' if prompt == '*' else prompt)
+        axes.set(xlabel='--min-score', ylabel=metric, title=f'{config["name"]} (threshold {threshold})')
+        axes.legend(fontsize='small')
+        figure.savefig(os.path.join(staging, f'{name}_sweep.png'), dpi=100, bbox_inches='tight')
+        plt.close(figure)
+    shown = ('gIoU', 'cIoU', 'AP', 'MCC')
+    figure, axes = plt.subplots(figsize=(1.5 + 1.2 * len(shown) * len(report['configurations']) ** 0.5, 4))
+    width = 0.8 / len(report['configurations'])
+    for k, config in enumerate(report['configurations']):
+      axes.bar(np.arange(len(shown)) + k * width, [config['metrics']['*'][m] or 0.0 for m in shown], width,
+               label=config['name'])
+    axes.set_xticks(np.arange(len(shown)) + 0.4 - width / 2, shown)
+    axes.set(ylim=(min(0.0, *(c['metrics']['*']['MCC'] for c in report['configurations'])), 1), title='all prompts')
+    axes.legend(fontsize='small')
+    figure.savefig(os.path.join(staging, 'comparison.png'), dpi=100, bbox_inches='tight')
+    plt.close(figure)
 
 
 def side_by_side(image: np.ndarray, predicted, truth) -> np.ndarray:
@@ -133,35 +120,37 @@ def side_by_side(image: np.ndarray, predicted, truth) -> np.ndarray:
   return np.concatenate([np.asarray(overlay(image, predicted)), gap, np.asarray(overlay(image, truth))], axis=1)
 
 
+def _instances(rles: list[dict], scores: list[float], label: str) -> list:
+  """COCO RLE masks as Instances to draw (empty ones left out)."""
+  from pycocotools import mask as mask_utils
+
+  from seg_bridge.maskers.candidates import mask_boxes
+  from seg_bridge.types import Instance
+  masks = [mask_utils.decode(r).astype(bool) for r in rles]
+  return [Instance(label, m, s, mask_boxes(m)) for m, s in zip(masks, scores) if m.any()]
+
+
 def write_worst(out: str, worst: dict[str, dict[str, list]], load) -> list[str]:
   """worst/N/PROMPT/K_IMAGE.png from {config slug: {prompt: [(iou, Pair, image path)]}};
   load(path) -> RGB image or an ImageError. Returns a line per image it could not read."""
   from PIL import Image
-  from pycocotools import mask as mask_utils
 
-  from seg_bridge.maskers.candidates import mask_boxes
   from seg_bridge.outputs import safe_stem
-  from seg_bridge.types import Instance
   from vit_jax.images import ImageError
-  staging, problems = os.path.join(out, '.worst.partial'), []
-  shutil.rmtree(staging, ignore_errors=True)
-  for config, prompts in worst.items():
-    for prompt, rows in prompts.items():
-      folder = os.path.join(staging, config, safe_stem(prompt))
-      os.makedirs(folder, exist_ok=True)
-      for rank, (iou, pair, path) in enumerate(rows, start=1):
-        try:
-          image = load(path)
-        except ImageError as e:
-          problems.append(str(e))
-          continue
-
-        def instances(rles, scores, label):
-          masks = [mask_utils.decode(r).astype(bool) for r in rles]
-          return [Instance(label, m, s, mask_boxes(m)) for m, s in zip(masks, scores) if m.any()]
-        picture = side_by_side(image, instances(pair.predicted, pair.scores, prompt),
-                               instances(pair.truth, [1.0] * len(pair.truth), f'{prompt} (truth)'))
-        Image.fromarray(picture).save(os.path.join(folder, f'{rank:02d}_iou{iou:.2f}_{safe_stem(os.path.splitext(pair.image)[0])}.png'))
-  os.makedirs(staging, exist_ok=True)
-  replace_dir(staging, os.path.join(out, 'worst'), os.path.join(out, '.worst.old'))
+  problems = []
+  with staged_dir(os.path.join(out, 'worst'), replace=True) as staging:
+    for config, prompts in worst.items():
+      for prompt, rows in prompts.items():
+        folder = os.path.join(staging, config, safe_stem(prompt))
+        os.makedirs(folder, exist_ok=True)
+        for rank, (iou, pair, path) in enumerate(rows, start=1):
+          try:
+            image = load(path)
+          except ImageError as e:
+            problems.append(str(e))
+            continue
+          picture = side_by_side(image, _instances(pair.predicted, pair.scores, prompt),
+                                 _instances(pair.truth, [1.0] * len(pair.truth), f'{prompt} (truth)'))
+          stem = safe_stem(os.path.splitext(pair.image)[0])
+          Image.fromarray(picture).save(os.path.join(folder, f'{rank:02d}_iou{iou:.2f}_{stem}.png'))
   return problems

@@ -35,6 +35,13 @@ def seconds_per_image(records: dict[str, dict]) -> float | None:
   return round(statistics.mean(seconds), 4) if seconds else None
 
 
+def calibrated_point(best: dict, prompts: list[str]) -> tuple[dict, dict]:
+  """The grid point with each prompt at its own choice (the overall one where it has none):
+  ({prompt: threshold key}, {prompt: min-score})."""
+  own = {p: best.get(p, best['*']) for p in prompts}
+  return {p: c['threshold'] for p, c in own.items()}, {p: c['min_score'] for p, c in own.items()}
+
+
 def score(truth: Truth, records: dict[str, dict], grid: list[tuple[str, float | None]], given: tuple,
           metric: str | None) -> dict:
   """{'metrics': at the settings the configuration runs with, ...}: without
@@ -47,9 +54,7 @@ def score(truth: Truth, records: dict[str, dict], grid: list[tuple[str, float | 
   if '*' not in best:
     raise ValueError(f'{metric} is undefined on these labels at every grid point (no true instance to score): '
                      'calibrate for another metric, e.g. gIoU.')
-  own = {p: best.get(p, best['*']) for p in truth.prompts}
-  calibrated = evaluate_pairs(pairs_at(truth, records, {p: c['threshold'] for p, c in own.items()},
-                                       {p: c['min_score'] for p, c in own.items()}), truth.prompts)
+  calibrated = evaluate_pairs(pairs_at(truth, records, *calibrated_point(best, truth.prompts)), truth.prompts)
   return {'metrics': calibrated, 'as_given': table[given], 'best': best, 'metric': metric,
           'grid': [{'threshold': t, 'min_score': m, 'metrics': {name: {k: v for k, v in values.items() if k != 'pr_iou50'}
                                                                  for name, values in table[(t, m)].items()}}

@@ -28,8 +28,8 @@ import dataclasses
 import json
 import os
 
-import numpy as np
 
+from seg_bridge.outputs import coco_rle
 from vit_jax.images import IMAGE_SUFFIXES, load_image
 
 
@@ -53,12 +53,6 @@ class Truth:
   notes: list[str]  # Lines worth saying that skip nothing (an empty category).
   coco_images: dict[int, str] = dataclasses.field(default_factory=dict)  # COCO: image id -> name (usable ones).
   coco_categories: dict[int, str] = dataclasses.field(default_factory=dict)  # COCO: category id -> prompt.
-
-
-def encode(mask: np.ndarray) -> dict:
-  """bool [H, W] -> COCO RLE with bytes counts (pycocotools' own form)."""
-  from pycocotools import mask as mask_utils
-  return mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
 
 
 def as_rle(segmentation, height: int, width: int) -> dict:
@@ -163,7 +157,7 @@ def _read_mask(path: str, size: tuple[int, int]) -> dict:
   if mask.shape != size:
     raise ValueError(f'the mask {os.path.basename(path)!r} is {mask.shape[1]}x{mask.shape[0]} pixels, the image '
                      f'{size[1]}x{size[0]}')
-  return encode(mask)
+  return coco_rle(mask)
 
 
 def _label_files(folder: str) -> dict[str, list[str]]:
