@@ -351,6 +351,25 @@ def test_configurations_are_compared_in_one_table_and_calibrated_apart(tmp_path,
       'grounding-dino', 'sam3']
 
 
+def test_a_crowd_region_in_the_coco_file_is_ignored(tmp_path, shapes):
+  from pycocotools import mask as mask_utils
+  truth = write_coco(tmp_path / 'labels')
+  patch = np.zeros(photo(0)[0].shape[:2], bool)
+  patch[40:46, 60:66] = True  # The orange patch, which ShapeSegmenter takes for a square at 0.3.
+  rle = mask_utils.encode(np.asfortranarray(patch.astype(np.uint8)))
+  crowd = {'size': rle['size'], 'counts': rle['counts'].decode()}
+  edit_coco(truth, lambda d: d['annotations'].extend(
+      {'id': 100 + k, 'image_id': k + 10, 'category_id': 1, 'segmentation': crowd, 'iscrowd': 1} for k in range(6)))
+  (image,) = [i for i in read_truth(truth).images if i.name == 'p2.png']
+  assert image.masks.get('square', []) == [] and len(image.crowd['square']) == 1
+  assert evaluate.main([truth, *FINDER, '--min-score', '0.2', '--out', str(tmp_path / 'eval')]) == 0
+  square = metrics_of(tmp_path / 'eval')['configurations'][0]['metrics']['square']
+  # As in the test above, each photo's patch is predicted; now it lies on a crowd region: no pixel of it counts.
+  assert square['gIoU'] == 1.0 and square['cIoU'] == 1.0 and square['AP'] == pytest.approx(1.0)
+  # SAM 3's evaluator drops crowds: the patches stay false positives for presence and pmF1.
+  assert square['presence'] == {'TP': 4, 'FP': 2, 'FN': 0, 'TN': 0} and square['pmF1'] == pytest.approx(2 / 3)
+
+
 def test_a_names_file_renames_categories_to_prompts(tmp_path, shapes, capsys):
   truth = write_coco(tmp_path / 'labels')
   edit_coco(truth, lambda d: d['categories'][0].update(name='red square'))
@@ -399,6 +418,10 @@ def test_an_evaluation_killed_with_sigkill_resumes_to_the_same_metrics(tmp_path,
       config.pop('seconds_per_image')
     return {**report, 'command': None}
   assert without_seconds(metrics_of(tmp_path / 'eval')) == without_seconds(metrics_of(tmp_path / 'whole'))
+  from PIL import Image
+  (sweep,) = (tmp_path / 'eval' / 'plots').glob('*_sweep.png')
+  with Image.open(sweep) as picture:  # A panel per --threshold, side by side.
+    assert picture.width > 2 * picture.height
 
 
 def test_no_image_that_can_be_segmented_is_one_line_exit_2(tmp_path, shapes, capsys):

@@ -19,8 +19,8 @@ def square(top, left, side=10):
   return coco_rle(mask)
 
 
-def pair(prompt, truth, predicted, image='a', scores=None):
-  return Pair(image, prompt, SIZE, truth, predicted, scores or [0.9] * len(predicted))
+def pair(prompt, truth, predicted, image='a', scores=None, crowd=()):
+  return Pair(image, prompt, SIZE, truth, predicted, scores or [0.9] * len(predicted), list(crowd))
 
 
 def test_a_perfect_mask_scores_one_everywhere():
@@ -85,6 +85,21 @@ def test_two_prompts_are_scored_apart_and_together():
 def test_a_prompt_without_any_true_instance_has_no_ap():
   results = evaluate_pairs([pair('dog', [], [square(5, 5)])], ['dog'])['dog']
   assert results['AP'] is None and results['gIoU'] == 0.0 and results['presence']['FP'] == 1
+
+
+def test_crowd_regions_are_ignored_as_coco_and_sam3_ignore_them():
+  # A person and, elsewhere, a crowd of them; the crowd is predicted first, at the higher score.
+  m = evaluate_pairs([pair('person', [square(5, 5)], [square(25, 25), square(5, 5)], scores=[0.95, 0.9],
+                           crowd=[square(25, 25)]),
+                      pair('person', [], [], image='b', crowd=[square(0, 0)])], ['person'])['person']
+  assert m['AP'] == pytest.approx(1.0)  # COCOeval: a prediction on a crowd is neither right nor wrong.
+  assert m['presence'] == {'TP': 1, 'FP': 0, 'FN': 0, 'TN': 1}  # A crowd alone does not make a pair positive.
+  assert m['pmF1'] == pytest.approx(2 * 0.5 * 1 / 1.5)  # SAM 3: crowds dropped, so its prediction is a FP.
+  assert m['gIoU'] == 1.0 and m['cIoU'] == 1.0  # Crowd pixels are out of the intersection and the union.
+  # Overlapping a crowd: truth columns 5-14, crowd columns 10-19, prediction columns 8-17 (rows 5-14).
+  # Outside the crowd, the intersection keeps columns 8-9 (20 px) and the union columns 5-9 (50 px).
+  partial = pair_metrics([pair('person', [square(5, 5)], [square(5, 8)], crowd=[square(5, 10)])])
+  assert partial['gIoU'] == pytest.approx(20 / 50) and partial['cIoU'] == pytest.approx(20 / 50)
 
 
 def test_mcc():

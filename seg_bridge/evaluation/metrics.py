@@ -23,6 +23,12 @@ image (possibly none) and the predicted ones (possibly none), all as COCO RLE.
                  it), FP and FN over those pairs, takes F1 = 2PR/(P+R), and
                  averages over the thresholds. Here 0/0 counts 0 where the
                  evaluator adds 1e-4 to denominators (a difference below 1e-3).
+
+Crowd regions (COCO's iscrowd 1: "a crowd of people", not one person) are
+ignored, each metric as its source does: COCOeval matches a prediction to a
+crowd region without counting it either way; SAM 3's evaluator drops them,
+so they neither make a pair positive nor match a prediction (cgF1, presence);
+gIoU and cIoU leave their pixels out of both intersection and union.
 """
 
 from __future__ import annotations
@@ -44,6 +50,7 @@ class Pair:
   truth: list[dict]  # COCO RLE of each true instance.
   predicted: list[dict]  # COCO RLE of each predicted instance, best first.
   scores: list[float]  # Of the predicted ones.
+  crowd: list[dict] = dataclasses.field(default_factory=list)  # COCO RLE of each crowd region: ignored.
 
 
 def _union(masks: list[dict], size: tuple[int, int]) -> dict:
@@ -54,11 +61,16 @@ def _union(masks: list[dict], size: tuple[int, int]) -> dict:
 
 
 def union_overlap(pair: Pair) -> tuple[int, int]:
-  """(intersection, union) in pixels of the pair's union masks."""
+  """(intersection, union) in pixels of the pair's union masks, crowd pixels left out."""
   from pycocotools import mask as mask_utils
   predicted, truth = _union(pair.predicted, pair.size), _union(pair.truth, pair.size)
-  both = int(mask_utils.area(mask_utils.merge([predicted, truth], intersect=True)))
-  return both, int(mask_utils.area(predicted)) + int(mask_utils.area(truth)) - both
+  crowd = _union(pair.crowd, pair.size) if pair.crowd else None
+
+  def counted(rle: dict) -> int:  # Its pixels outside the crowd regions.
+    inside = int(mask_utils.area(mask_utils.merge([rle, crowd], intersect=True))) if crowd else 0
+    return int(mask_utils.area(rle)) - inside
+  return (counted(mask_utils.merge([predicted, truth], intersect=True)),
+          counted(mask_utils.merge([predicted, truth])))
 
 
 def pair_iou(pair: Pair, overlap: tuple[int, int] | None = None) -> float:
@@ -131,9 +143,9 @@ def coco_ap(pairs: list[Pair], prompts: list[str]) -> dict:
   sizes = {p.image: p.size for p in pairs}
   truth, found = [], []
   for pair in pairs:
-    for rle in pair.truth:
+    for rle, crowd in [(r, 0) for r in pair.truth] + [(r, 1) for r in pair.crowd]:
       truth.append({'id': len(truth) + 1, 'image_id': image_ids[pair.image], 'category_id': category_ids[pair.prompt],
-                    'segmentation': rle, 'area': 1.0, 'iscrowd': 0})  # COCO's area ranges: all of them count here.
+                    'segmentation': rle, 'area': 1.0, 'iscrowd': crowd})  # COCO's area ranges: all of them count here.
     for rle, score in zip(pair.predicted, pair.scores):
       found.append({'id': len(found) + 1, 'image_id': image_ids[pair.image], 'category_id': category_ids[pair.prompt],
                     'segmentation': rle, 'area': 1.0, 'score': float(score), 'iscrowd': 0})
@@ -148,7 +160,7 @@ def coco_ap(pairs: list[Pair], prompts: list[str]) -> dict:
     dt.createIndex()
     results = {}
     for name, ids in [('*', list(category_ids.values()))] + [(p, [i]) for p, i in category_ids.items()]:
-      if not any(a['category_id'] in ids for a in truth):
+      if not any(a['category_id'] in ids and not a['iscrowd'] for a in truth):
         results[name] = {'AP': None, 'AP50': None, 'AP75': None, 'pr': None}
         continue
       evaluator = COCOeval(gt, dt, 'segm')

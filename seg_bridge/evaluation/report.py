@@ -5,7 +5,8 @@
                     overall metrics, the choice and the metrics at it
     metrics.md      the same as tables, one row per configuration and prompt
     plots/          N_pr.png: precision against recall at IoU 0.5, per prompt;
-                    N_sweep.png: the calibrated metric against --min-score;
+                    N_sweep.png: the calibrated metric against --min-score,
+                    a panel per CLIPSeg --threshold, the choice starred;
                     comparison.png: the configurations side by side
     worst/N/PROMPT/ the images that prompt did worst on (lowest IoU), each the
                     prediction beside the ground truth
@@ -87,19 +88,8 @@ def write_plots(out: str, report: dict) -> None:
       axes.legend(fontsize='small')
       figure.savefig(os.path.join(staging, f'{name}_pr.png'), dpi=100, bbox_inches='tight')
       plt.close(figure)
-      calibration = config.get('calibration')
-      if calibration:
-        metric, threshold = calibration['metric'], calibration['best'].get('*', {}).get('threshold')
-        figure, axes = plt.subplots(figsize=(5, 4))
-        for prompt in ['*', *report['prompts']]:
-          points = [(p['min_score'], p['metrics'][prompt][metric]) for p in calibration['grid']
-                    if p['threshold'] == threshold and p['metrics'][prompt][metric] is not None]
-          if points:
-            axes.plot(*zip(*points), marker='.', label='all' if prompt == '*' else prompt)
-        axes.set(xlabel='--min-score', ylabel=metric, title=f'{config["name"]} (threshold {threshold})')
-        axes.legend(fontsize='small')
-        figure.savefig(os.path.join(staging, f'{name}_sweep.png'), dpi=100, bbox_inches='tight')
-        plt.close(figure)
+      if config.get('calibration'):
+        _plot_sweep(plt, config, report['prompts'], os.path.join(staging, f'{name}_sweep.png'))
     shown = ('gIoU', 'cIoU', 'AP', 'MCC')
     figure, axes = plt.subplots(figsize=(1.5 + 1.2 * len(shown) * len(report['configurations']) ** 0.5, 4))
     width = 0.8 / len(report['configurations'])
@@ -111,6 +101,36 @@ def write_plots(out: str, report: dict) -> None:
     axes.legend(fontsize='small')
     figure.savefig(os.path.join(staging, 'comparison.png'), dpi=100, bbox_inches='tight')
     plt.close(figure)
+
+
+def _plot_sweep(plt, config: dict, prompts: list[str], path: str) -> None:
+  """The calibrated metric against --min-score, a line per prompt; a panel per CLIPSeg threshold."""
+  calibration = config['calibration']
+  metric, grid = calibration['metric'], calibration['grid']
+  thresholds = list(dict.fromkeys(p['threshold'] for p in grid))
+  columns = min(len(thresholds), 4)
+  rows = -(-len(thresholds) // columns)
+  figure, panels = plt.subplots(rows, columns, figsize=(1 + 4 * columns, 3.5 * rows), sharey=True, squeeze=False,
+                                layout='constrained')
+  best = calibration['best'].get('*')
+  for threshold, axes in zip(thresholds, panels.flat):
+    for prompt in ['*', *prompts]:
+      points = [(p['min_score'], p['metrics'][prompt][metric]) for p in grid
+                if p['threshold'] == threshold and p['metrics'][prompt][metric] is not None]
+      if points:
+        axes.plot(*zip(*points), marker='.', label='all' if prompt == '*' else prompt)
+    if best and best['threshold'] == threshold:
+      axes.plot(best['min_score'], best[metric], 'k*', markersize=12, label='chosen (all)')
+    axes.set(xlabel='--min-score', title=config['name'] if len(thresholds) == 1 else f'--threshold {threshold}')
+    axes.legend(fontsize='small')
+  for axes in panels[:, 0]:
+    axes.set_ylabel(metric)
+  for axes in panels.flat[len(thresholds):]:
+    axes.set_visible(False)
+  if len(thresholds) > 1:
+    figure.suptitle(config['name'])
+  figure.savefig(path, dpi=100, bbox_inches='tight')
+  plt.close(figure)
 
 
 def side_by_side(image: np.ndarray, predicted, truth) -> np.ndarray:

@@ -26,7 +26,7 @@ def pairs_at(truth: Truth, records: dict[str, dict], threshold, min_score) -> li
     for prompt in truth.prompts:
       found = at_point(record, prompt, threshold, min_score)
       pairs.append(Pair(image.name, prompt, image.size, image.masks.get(prompt, []), [i['rle'] for i in found],
-                        [i['score'] for i in found]))
+                        [i['score'] for i in found], image.crowd.get(prompt, [])))
   return pairs
 
 

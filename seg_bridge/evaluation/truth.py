@@ -5,7 +5,8 @@ Two layouts are read:
   COCO instances (what CVAT, Label Studio and Roboflow export):
       instances.json    images (file_name relative to --images, by default
                         the file's own folder), categories, annotations with
-                        polygons or RLE masks
+                        polygons or RLE masks; iscrowd 1 marks a crowd region,
+                        which the metrics ignore as COCO and SAM 3 do
   A folder:
       DIR/NAME.jpg                 the image (any format vit_jax.images reads)
       DIR/NAME/LABEL.png           one instance of LABEL: a black/white mask
@@ -43,6 +44,7 @@ class LabelledImage:
   path: str  # The image file.
   size: tuple[int, int]  # (H, W)
   masks: dict[str, list[dict]]  # prompt -> its instances as COCO RLE; absent or [] where not in the image.
+  crowd: dict[str, list[dict]] = dataclasses.field(default_factory=dict)  # prompt -> its crowd regions (COCO RLE).
 
 
 @dataclasses.dataclass(frozen=True)
@@ -132,6 +134,7 @@ def _read_coco(path: str, root: str, names: dict[str, str]) -> Truth:
     file_name, height, width = str(record['file_name']), int(record['height']), int(record['width'])
     image_path = os.path.join(root, file_name)
     masks: dict[str, list[dict]] = {}
+    crowd: dict[str, list[dict]] = {}
     try:
       if not os.path.isfile(image_path):
         raise ValueError(f'the image {image_path!r} is missing')
@@ -142,11 +145,12 @@ def _read_coco(path: str, root: str, names: dict[str, str]) -> Truth:
           rle = as_rle(annotation['segmentation'], height, width)
         except ValueError as e:
           raise ValueError(f'annotation {annotation.get("id")}: {e}') from None
-        masks.setdefault(category[int(annotation['category_id'])], []).append(rle)
+        kind = crowd if annotation.get('iscrowd') else masks
+        kind.setdefault(category[int(annotation['category_id'])], []).append(rle)
     except ValueError as e:
       skipped.append(f'{file_name!r}: {e}; left out.')
       continue
-    images.append(LabelledImage(file_name, image_path, (height, width), masks))
+    images.append(LabelledImage(file_name, image_path, (height, width), masks, crowd))
     ids[int(record['id'])] = file_name
   truth = _truth(sorted(set(category.values())), images, skipped, path)
   return dataclasses.replace(truth, coco_images=ids, coco_categories=category)
