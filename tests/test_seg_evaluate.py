@@ -351,7 +351,7 @@ def test_configurations_are_compared_in_one_table_and_calibrated_apart(tmp_path,
       'grounding-dino', 'sam3']
 
 
-def test_a_crowd_region_in_the_coco_file_is_ignored(tmp_path, shapes):
+def test_a_crowd_region_in_the_coco_file_is_ignored(tmp_path, shapes, monkeypatch):
   from pycocotools import mask as mask_utils
   truth = write_coco(tmp_path / 'labels')
   patch = np.zeros(photo(0)[0].shape[:2], bool)
@@ -362,7 +362,16 @@ def test_a_crowd_region_in_the_coco_file_is_ignored(tmp_path, shapes):
       {'id': 100 + k, 'image_id': k + 10, 'category_id': 1, 'segmentation': crowd, 'iscrowd': 1} for k in range(6)))
   (image,) = [i for i in read_truth(truth).images if i.name == 'p2.png']
   assert image.masks.get('square', []) == [] and len(image.crowd['square']) == 1
+  from seg_bridge.evaluation import report
+  loaded, write_worst = [], report.write_worst
+  monkeypatch.setattr(report, 'write_worst', lambda out, worst, load: write_worst(
+      out, worst, lambda path: loaded.append(path) or load(path)))
   assert evaluate.main([truth, *FINDER, '--min-score', '0.2', '--out', str(tmp_path / 'eval')]) == 0
+  assert loaded and sorted(loaded) == sorted(set(loaded))  # worst/ draws each image's pictures from one load.
+  (picture,) = (tmp_path / 'eval' / 'worst').glob('*/square/*_p2.png')
+  from PIL import Image
+  with Image.open(picture) as drawn:  # The truth side, on the right, shows the crowd region.
+    assert np.any(np.asarray(drawn.convert('RGB'))[43, 80 + 8 + 63] != photo(2)[0][43, 63])
   square = metrics_of(tmp_path / 'eval')['configurations'][0]['metrics']['square']
   # As in the test above, each photo's patch is predicted; now it lies on a crowd region: no pixel of it counts.
   assert square['gIoU'] == 1.0 and square['cIoU'] == 1.0 and square['AP'] == pytest.approx(1.0)

@@ -16,6 +16,7 @@ Files are replaced whole (atomic writes; plots/ and worst/ staged, then swapped 
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -152,25 +153,30 @@ def _instances(rles: list[dict], scores: list[float], label: str) -> list:
 
 def write_worst(out: str, worst: dict[str, dict[str, list]], load) -> list[str]:
   """worst/N/PROMPT/K_IMAGE.png from {config slug: {prompt: [(iou, Pair, image path)]}};
-  load(path) -> RGB image or an ImageError. Returns a line per image it could not read."""
+  load(path) -> RGB image or an ImageError (each image is loaded once). Returns a
+  line per image it could not read."""
   from PIL import Image
 
   from seg_bridge.outputs import safe_stem
   from vit_jax.images import ImageError
   problems = []
   with staged_dir(os.path.join(out, 'worst'), replace=True) as staging:
+    pictures = []  # (image path, file to write, pair): drawn image by image.
     for config, prompts in worst.items():
       for prompt, rows in prompts.items():
         folder = os.path.join(staging, config, safe_stem(prompt))
         os.makedirs(folder, exist_ok=True)
         for rank, (iou, pair, path) in enumerate(rows, start=1):
-          try:
-            image = load(path)
-          except ImageError as e:
-            problems.append(str(e))
-            continue
-          picture = side_by_side(image, _instances(pair.predicted, pair.scores, prompt),
-                                 _instances(pair.truth, [1.0] * len(pair.truth), f'{prompt} (truth)'))
           stem = safe_stem(os.path.splitext(pair.image)[0])
-          Image.fromarray(picture).save(os.path.join(folder, f'{rank:02d}_iou{iou:.2f}_{stem}.png'))
+          pictures.append((path, os.path.join(folder, f'{rank:02d}_iou{iou:.2f}_{stem}.png'), pair))
+    for path, group in itertools.groupby(sorted(pictures, key=lambda p: p[0]), key=lambda p: p[0]):
+      try:
+        image = load(path)
+      except ImageError as e:
+        problems.append(str(e))
+        continue
+      for _, file, pair in group:
+        truth = (_instances(pair.truth, [1.0] * len(pair.truth), f'{pair.prompt} (truth)')
+                 + _instances(pair.crowd, [1.0] * len(pair.crowd), f'{pair.prompt} (crowd)'))
+        Image.fromarray(side_by_side(image, _instances(pair.predicted, pair.scores, pair.prompt), truth)).save(file)
   return problems
