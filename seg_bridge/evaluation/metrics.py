@@ -73,10 +73,14 @@ def union_overlap(pair: Pair) -> tuple[int, int]:
           counted(mask_utils.merge([predicted, truth])))
 
 
-def pair_iou(pair: Pair, overlap: tuple[int, int] | None = None) -> float:
-  """The pair's IoU of union masks (from its union_overlap, where known); 1 where neither side has a pixel."""
-  both, union = overlap or union_overlap(pair)
+def _iou(overlap: tuple[int, int]) -> float:
+  both, union = overlap
   return both / union if union else 1.0
+
+
+def pair_iou(pair: Pair) -> float:
+  """The pair's IoU of union masks; 1 where neither side has a pixel."""
+  return _iou(union_overlap(pair))
 
 
 def _ratio(a: float, b: float) -> float | None:
@@ -101,35 +105,52 @@ def matches(pair: Pair) -> np.ndarray:
   return ious[rows, cols]
 
 
-def pair_metrics(pairs: list[Pair]) -> dict:
-  """gIoU, cIoU, presence and cgF1 over `pairs` (see the module docstring)."""
-  overlaps = [union_overlap(p) for p in pairs]
-  ious = [pair_iou(p, overlap) for p, overlap in zip(pairs, overlaps)]
-  present = np.array([bool(p.truth) for p in pairs], bool)
-  said = np.array([bool(p.predicted) for p in pairs], bool)
+@dataclasses.dataclass(frozen=True)
+class _PairCounts:
+  """One pair's share of gIoU, cIoU, presence and pmF1, computed once for '*' and its prompt."""
+  overlap: tuple[int, int]  # union_overlap
+  present: bool  # A true instance.
+  said: bool  # A predicted one.
+  predicted: int
+  truth: int
+  hits: np.ndarray  # int [thresholds]: matches at or above each IoU threshold.
+
+
+def _pair_counts(pair: Pair) -> _PairCounts:
+  return _PairCounts(union_overlap(pair), bool(pair.truth), bool(pair.predicted), len(pair.predicted),
+                     len(pair.truth), (matches(pair)[:, None] >= IOU_THRESHOLDS[None, :]).sum(0))
+
+
+def _summary(counts: list[_PairCounts]) -> dict:
+  present = np.array([c.present for c in counts], bool)
+  said = np.array([c.said for c in counts], bool)
   tp, fp = int((present & said).sum()), int((~present & said).sum())
   fn, tn = int((present & ~said).sum()), int((~present & ~said).sum())
   hits = np.zeros(len(IOU_THRESHOLDS))
   false_pos = np.zeros(len(IOU_THRESHOLDS))
   false_neg = np.zeros(len(IOU_THRESHOLDS))
-  for pair in pairs:
-    if not pair.truth:
+  for c in counts:
+    if not c.present:
       continue  # pmF1 counts only pairs with a true instance; the rest reach cgF1 through IL_MCC.
-    matched = (matches(pair)[:, None] >= IOU_THRESHOLDS[None, :]).sum(0)
-    hits += matched
-    false_pos += len(pair.predicted) - matched
-    false_neg += len(pair.truth) - matched
+    hits += c.hits
+    false_pos += c.predicted - c.hits
+    false_neg += c.truth - c.hits
   precision = np.divide(hits, hits + false_pos, out=np.zeros_like(hits), where=hits + false_pos > 0)
   recall = np.divide(hits, hits + false_neg, out=np.zeros_like(hits), where=hits + false_neg > 0)
   f1 = np.divide(2 * precision * recall, precision + recall, out=np.zeros_like(hits), where=precision + recall > 0)
   presence_mcc = mcc(tp, fp, fn, tn)
   return {
-      'pairs': len(pairs), 'gIoU': float(np.mean(ious)) if ious else None,
-      'cIoU': _ratio(sum(b for b, _ in overlaps), sum(u for _, u in overlaps)),
+      'pairs': len(counts), 'gIoU': float(np.mean([_iou(c.overlap) for c in counts])) if counts else None,
+      'cIoU': _ratio(sum(c.overlap[0] for c in counts), sum(c.overlap[1] for c in counts)),
       'precision': _ratio(tp, tp + fp), 'recall': _ratio(tp, tp + fn), 'MCC': presence_mcc,
       'presence': {'TP': tp, 'FP': fp, 'FN': fn, 'TN': tn},
       'pmF1': float(f1.mean()), 'cgF1': 100.0 * float(f1.mean()) * presence_mcc,
   }
+
+
+def pair_metrics(pairs: list[Pair]) -> dict:
+  """gIoU, cIoU, presence and cgF1 over `pairs` (see the module docstring)."""
+  return _summary([_pair_counts(p) for p in pairs])
 
 
 def coco_ap(pairs: list[Pair], prompts: list[str]) -> dict:
@@ -149,6 +170,10 @@ def coco_ap(pairs: list[Pair], prompts: list[str]) -> dict:
     for rle, score in zip(pair.predicted, pair.scores):
       found.append({'id': len(found) + 1, 'image_id': image_ids[pair.image], 'category_id': category_ids[pair.prompt],
                     'segmentation': rle, 'area': 1.0, 'score': float(score), 'iscrowd': 0})
+  with_truth = {a['category_id'] for a in truth if not a['iscrowd']}
+  results = {name: {'AP': None, 'AP50': None, 'AP75': None, 'pr': None} for name in ['*', *prompts]}
+  if not with_truth:
+    return results
   with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress.
     gt = COCO()
     gt.dataset = {'images': [{'id': i, 'height': sizes[name][0], 'width': sizes[name][1]}
@@ -158,33 +183,34 @@ def coco_ap(pairs: list[Pair], prompts: list[str]) -> dict:
     dt = COCO()
     dt.dataset = {'images': gt.dataset['images'], 'categories': gt.dataset['categories'], 'annotations': found}
     dt.createIndex()
-    results = {}
-    for name, ids in [('*', list(category_ids.values()))] + [(p, [i]) for p, i in category_ids.items()]:
-      if not any(a['category_id'] in ids and not a['iscrowd'] for a in truth):
-        results[name] = {'AP': None, 'AP50': None, 'AP75': None, 'pr': None}
-        continue
-      evaluator = COCOeval(gt, dt, 'segm')
-      evaluator.params.catIds, evaluator.params.imgIds = ids, list(image_ids.values())
-      evaluator.evaluate()
-      evaluator.accumulate()
-      evaluator.summarize()
-      pr = evaluator.eval['precision'][0, :, :, 0, -1]  # [recall 101, categories] at IoU 0.5, all areas, 100 dets.
-      results[name] = {'AP': _defined(evaluator.stats[0]), 'AP50': _defined(evaluator.stats[1]),
-                       'AP75': _defined(evaluator.stats[2]),
-                       'pr': np.where(pr >= 0, pr, 0).mean(axis=1).round(4).tolist()}
+    # One evaluation: COCOeval scores each category on its own, so a prompt's AP is its slice of the
+    # precision table and '*' the whole table, as summarize() averages it.
+    evaluator = COCOeval(gt, dt, 'segm')
+    evaluator.params.imgIds = list(image_ids.values())
+    evaluator.evaluate()
+    evaluator.accumulate()
+  precision = evaluator.eval['precision'][:, :, :, 0, -1]  # [IoU 10, recall 101, categories]: all areas, 100 dets.
+  at_75 = np.where(evaluator.params.iouThrs == 0.75)[0]
+  for name, k in [('*', slice(None))] + [(p, slice(i - 1, i)) for p, i in category_ids.items() if i in with_truth]:
+    table = precision[:, :, k]  # Categories in COCOeval's order: their ids, 1 ... K.
+    results[name] = {'AP': _mean_defined(table), 'AP50': _mean_defined(table[:1]), 'AP75': _mean_defined(table[at_75]),
+                     'pr': np.where(table[0] >= 0, table[0], 0).mean(axis=1).round(4).tolist()}
   return results
 
 
-def _defined(value: float) -> float | None:
-  return None if value < 0 else float(value)
+def _mean_defined(table: np.ndarray) -> float | None:
+  """The mean of a COCOeval precision table's defined entries (-1: undefined), as its summarize() takes it."""
+  defined = table[table > -1]
+  return float(np.mean(defined)) if defined.size else None
 
 
 def evaluate_pairs(pairs: list[Pair], prompts: list[str]) -> dict:
   """Every metric, overall ('*') and per prompt: {'*': {...}, prompt: {...}}."""
   ap = coco_ap(pairs, prompts)
+  counts = [_pair_counts(p) for p in pairs]
   results = {}
   for name in ['*', *prompts]:
-    chosen = pairs if name == '*' else [p for p in pairs if p.prompt == name]
-    results[name] = {**pair_metrics(chosen), **{k: ap[name][k] for k in ('AP', 'AP50', 'AP75')},
+    chosen = counts if name == '*' else [c for c, p in zip(counts, pairs) if p.prompt == name]
+    results[name] = {**_summary(chosen), **{k: ap[name][k] for k in ('AP', 'AP50', 'AP75')},
                      'pr_iou50': ap[name]['pr']}
   return results
