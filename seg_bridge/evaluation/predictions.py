@@ -12,6 +12,7 @@ are ignored.
 
 from __future__ import annotations
 
+import collections
 import os
 
 from seg_bridge.evaluation.sweep import AS_GIVEN
@@ -75,8 +76,8 @@ def read_predictions(path: str, truth: Truth) -> tuple[dict[str, dict], list[str
     predicted = (_instances_of_results(path, results, truth) if isinstance(results, list)
                  else _instances_of_coco(path))
   by_file = {os.path.realpath(source): entry for source, *entry in predicted}
-  names = [os.path.basename(source) for source, *_ in predicted]
-  by_name = {os.path.basename(s): entry for s, *entry in predicted if names.count(os.path.basename(s)) == 1}
+  names = collections.Counter(os.path.basename(source) for source, *_ in predicted)
+  by_name = {os.path.basename(s): entry for s, *entry in predicted if names[os.path.basename(s)] == 1}
   records, skipped = {}, []
   for image in truth.images:
     entry = by_file.get(os.path.realpath(image.path)) or by_name.get(os.path.basename(image.path))
